@@ -1,0 +1,74 @@
+//! Hugging Face-layout Llama-3 checkpoints with seeded random weights.
+//!
+//! No machine of this project can download Llama-3.2-1B-Instruct, and speed depends on shapes and
+//! dtype, not on the values of the weights. So [`synthesize`] writes a checkpoint with the exact
+//! shapes of the real model (or a toy one for CPU tests): `config.json` in the standard Llama-3.2 form,
+//! `model.safetensors` (bf16), a byte-level BPE `tokenizer.json` with the full 128,256-token
+//! vocabulary and the Llama-3 special tokens, `tokenizer_config.json` with a chat template,
+//! `generation_config.json`, and `synthetic.json`, which says what this is. Same preset and seed,
+//! same bytes.
+
+mod shape;
+mod tokenizer;
+mod weights;
+
+use std::path::{Path, PathBuf};
+
+pub use shape::{LlamaShape, Preset};
+
+/// Bumped whenever the bytes written for a given (preset, seed) change; fixtures record it.
+pub const GENERATOR_VERSION: u32 = 1;
+pub const DEFAULT_SEED: u64 = 20241;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("unknown preset `{0}` (known: llama-3.2-1b, tiny)")]
+    UnknownPreset(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
+    move |source| SynthError::Io { path: path.to_path_buf(), source }
+}
+
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
+    std::fs::write(path, bytes).map_err(io_err(path))
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), SynthError> {
+    let mut text = serde_json::to_string_pretty(value).expect("json values serialise");
+    text.push('\n');
+    write_file(path, text.as_bytes())
+}
+
+/// Writes the whole checkpoint into `out` (created if needed). Returns the files written.
+pub fn synthesize(preset: Preset, seed: u64, out: &Path) -> Result<Vec<PathBuf>, SynthError> {
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let shape = preset.shape();
+    let files = [
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "synthetic.json",
+        "model.safetensors",
+    ]
+    .map(|f| out.join(f));
+    write_json(&files[0], &shape.config_json())?;
+    write_json(&files[1], &shape.generation_config_json())?;
+    write_json(&files[2], &tokenizer::tokenizer_json())?;
+    write_json(&files[3], &tokenizer::tokenizer_config_json())?;
+    write_json(
+        &files[4],
+        &serde_json::json!({
+            "generator": "model-synth",
+            "generator_version": GENERATOR_VERSION,
+            "preset": preset.name(),
+            "seed": seed,
+            "note": "Seeded random weights with the shapes of the preset. Speed and memory are representative; generated text is not.",
+        }),
+    )?;
+    weights::write_safetensors(&shape, seed, &files[5])?;
+    Ok(files.to_vec())
+}

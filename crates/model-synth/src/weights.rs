@@ -1,0 +1,130 @@
+//! Seeded random bf16 weights, written as one safetensors file.
+//!
+//! The generator is defined here (SplitMix64), not taken from a crate, so the bytes for a seed can
+//! never change under a dependency update. Each tensor is cut into fixed chunks with their own
+//! stream, so the result does not depend on how many threads write it.
+
+use std::io::Write;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::{LlamaShape, SynthError};
+
+const CHUNK: usize = 1 << 16;
+
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    fn symmetric(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Round-to-nearest-even f32 → bf16 (the values here are finite).
+fn bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// How each tensor is drawn: `center + U(-1, 1) * spread`.
+///
+/// Spreads keep a signal of unit scale through every layer: projections get 1/sqrt(fan_in), the two
+/// that write into the residual stream are damped by 1/sqrt(2 * layers) so it grows slowly, and the
+/// tied embedding gets 3/sqrt(hidden) so logits have a standard deviation near 3: neither flat nor
+/// one-hot. (U(-1, 1) has standard deviation 1/sqrt(3), hence the factor.)
+fn distribution(shape: &LlamaShape, name: &str, dims: &[usize]) -> (f32, f32) {
+    let unit = 3f32.sqrt();
+    if name.ends_with("norm.weight") {
+        return (1.0, 0.1);
+    }
+    if name == "model.embed_tokens.weight" {
+        return (0.0, unit * 3.0 / (shape.hidden_size as f32).sqrt());
+    }
+    let fan_in = dims[1] as f32;
+    let damp = if name.ends_with("o_proj.weight") || name.ends_with("down_proj.weight") {
+        1.0 / (2.0 * shape.num_hidden_layers as f32).sqrt()
+    } else {
+        1.0
+    };
+    (0.0, unit * damp / fan_in.sqrt())
+}
+
+fn tensor_bytes(seed: u64, name: &str, len: usize, (center, spread): (f32, f32)) -> Vec<u8> {
+    let base = seed ^ fnv1a(name);
+    let mut out = vec![0u8; len * 2];
+    out.par_chunks_mut(CHUNK * 2).enumerate().for_each(|(c, bytes)| {
+        let mut rng = SplitMix64(base.wrapping_add((c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)));
+        for pair in bytes.chunks_exact_mut(2) {
+            pair.copy_from_slice(&bf16_bits(center + rng.symmetric() * spread).to_le_bytes());
+        }
+    });
+    out
+}
+
+pub(crate) fn write_safetensors(shape: &LlamaShape, seed: u64, path: &Path) -> Result<(), SynthError> {
+    let tensors = shape.tensors();
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::json!({ "format": "pt" }));
+    let mut offset = 0usize;
+    for (name, dims) in &tensors {
+        let bytes = dims.iter().product::<usize>() * 2;
+        header.insert(
+            name.clone(),
+            serde_json::json!({ "dtype": "BF16", "shape": dims, "data_offsets": [offset, offset + bytes] }),
+        );
+        offset += bytes;
+    }
+    let mut header = serde_json::to_vec(&header).expect("header serialises");
+    // The data section starts 8-byte aligned, as the reference writer does.
+    while (header.len() + 8) % 8 != 0 {
+        header.push(b' ');
+    }
+    let err = |source| SynthError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::create(path).map_err(err)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 22, file);
+    w.write_all(&(header.len() as u64).to_le_bytes()).map_err(err)?;
+    w.write_all(&header).map_err(err)?;
+    for (name, dims) in &tensors {
+        let len = dims.iter().product();
+        w.write_all(&tensor_bytes(seed, name, len, distribution(shape, name, dims))).map_err(err)?;
+    }
+    w.flush().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_rounds_to_nearest_even() {
+        assert_eq!(bf16_bits(1.0), 0x3F80);
+        assert_eq!(bf16_bits(-2.0), 0xC000);
+        // 1 + 2^-8 is halfway between two bf16 values: ties go to the even mantissa (1.0).
+        assert_eq!(bf16_bits(1.0 + 1.0 / 256.0), 0x3F80);
+        assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), 0x3F82);
+    }
+
+    #[test]
+    fn uniform_draws_cover_the_interval_with_the_right_spread() {
+        let mut rng = SplitMix64(7);
+        let xs: Vec<f32> = (0..100_000).map(|_| rng.symmetric()).collect();
+        let mean = xs.iter().sum::<f32>() / xs.len() as f32;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / xs.len() as f32;
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0 / 3.0).abs() < 0.01, "variance {var}");
+        assert!(xs.iter().all(|x| (-1.0..1.0).contains(x)));
+    }
+}
