@@ -213,11 +213,21 @@ def error_event(rid, exc):
 
 
 def read_commands(lines):
-    """Reader thread: queues (line number, raw line, receive time) so queue_ns covers time spent waiting."""
-    for line_no, line in enumerate(sys.stdin.buffer, 1):
+    """Reader thread: queues (line number, raw line, receive time) so queue_ns covers time spent waiting.
+
+    It reads fd 0 with os.read rather than through sys.stdin: a daemon thread blocked inside sys.stdin's
+    buffered reader makes interpreter shutdown abort on the reader's lock.
+    """
+    line_no, pending = 0, b""
+    while chunk := os.read(0, 1 << 16):
+        *complete, pending = (pending + chunk).split(b"\n")
         received_ns = time.perf_counter_ns()
-        if line.strip():
-            lines.put((line_no, line, received_ns))
+        for line in complete:
+            line_no += 1
+            if line.strip():
+                lines.put((line_no, line, received_ns))
+    if pending.strip():
+        lines.put((line_no + 1, pending, time.perf_counter_ns()))
     lines.put(None)
 
 

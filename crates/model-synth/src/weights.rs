@@ -41,10 +41,11 @@ fn bf16_bits(x: f32) -> u16 {
 
 /// How each tensor is drawn: `center + U(-1, 1) * spread`.
 ///
-/// Spreads keep a signal of unit scale through every layer: projections get 1/sqrt(fan_in), the two
-/// that write into the residual stream are damped by 1/sqrt(2 * layers) so it grows slowly, and the
-/// tied embedding gets 3/sqrt(hidden) so logits have a standard deviation near 3: neither flat nor
-/// one-hot. (U(-1, 1) has standard deviation 1/sqrt(3), hence the factor.)
+/// Spreads keep a signal of unit scale through every layer (projections get 1/sqrt(fan_in), so
+/// each block adds about unit variance to the residual stream), and the tied embedding gets
+/// 3/sqrt(hidden) so logits have a standard deviation near 3: neither flat nor one-hot. The
+/// embedding stays small beside what the layers add, so the input token does not dominate the
+/// output and greedy decoding does not just repeat it. (U(-1, 1) has standard deviation 1/sqrt(3).)
 fn distribution(shape: &LlamaShape, name: &str, dims: &[usize]) -> (f32, f32) {
     let unit = 3f32.sqrt();
     if name.ends_with("norm.weight") {
@@ -53,13 +54,7 @@ fn distribution(shape: &LlamaShape, name: &str, dims: &[usize]) -> (f32, f32) {
     if name == "model.embed_tokens.weight" {
         return (0.0, unit * 3.0 / (shape.hidden_size as f32).sqrt());
     }
-    let fan_in = dims[1] as f32;
-    let damp = if name.ends_with("o_proj.weight") || name.ends_with("down_proj.weight") {
-        1.0 / (2.0 * shape.num_hidden_layers as f32).sqrt()
-    } else {
-        1.0
-    };
-    (0.0, unit * damp / fan_in.sqrt())
+    (0.0, unit / (dims[1] as f32).sqrt())
 }
 
 fn tensor_bytes(seed: u64, name: &str, len: usize, (center, spread): (f32, f32)) -> Vec<u8> {

@@ -70,14 +70,25 @@ def reference(model_dir):
 
 
 @pytest.fixture(scope="module")
-def loaded(model_dir):
-    """An engine that answered `load`, with its `ready` event; ended by end of input, which must exit 0."""
-    engine = EngineProcess()
-    engine.send({"cmd": "load", "protocol": 1, "model_path": str(model_dir), "device": "cpu", "dtype": "f32",
-                 "options": {"threads": 1}})
-    ready = engine.recv()
-    yield engine, ready
-    assert engine.close() == 0
+def engine():
+    """One engine process serves the whole module, since starting one spends seconds importing transformers.
+
+    Tests run in file order: the first one sees the engine before any `load`. The last `shutdown` must exit 0.
+    """
+    process = EngineProcess()
+    yield process
+    process.send({"cmd": "shutdown"})
+    assert process.proc.wait(timeout=TIMEOUT_S) == 0
+
+
+def load_command(model_dir, **fields):
+    return {"cmd": "load", "protocol": 1, "model_path": str(model_dir), "device": "cpu", "dtype": "f32", **fields}
+
+
+@pytest.fixture(scope="module")
+def ready(engine, model_dir):
+    engine.send(load_command(model_dir, options={"threads": 1}))
+    return engine.recv()
 
 
 @torch.inference_mode()
@@ -89,8 +100,21 @@ def greedy_without_cache(model, prompt, n):
     return tokens[len(prompt):]
 
 
-def test_ready_describes_the_engine(loaded):
-    _, ready = loaded
+def test_errors_before_load_are_events_and_the_engine_keeps_serving(engine, model_dir):
+    engine.send({"cmd": "generate", "id": "early", "prompt": PROMPT, "max_new_tokens": 2})
+    assert engine.recv() == {"event": "error", "id": "early", "kind": "bad_request",
+                             "message": "generate before a successful load"}
+
+    engine.send("this is not json")
+    error = engine.recv()
+    assert (error["event"], error["kind"]) == ("error", "bad_request") and "id" not in error
+
+    engine.send(load_command(model_dir, protocol=99))
+    error = engine.recv()
+    assert (error["event"], error["kind"]) == ("error", "unsupported") and "id" not in error
+
+
+def test_ready_describes_the_engine(ready):
     assert ready["event"] == "ready", ready
     assert ready["protocol"] == 1
     info = ready["engine"]
@@ -104,8 +128,7 @@ def test_ready_describes_the_engine(loaded):
     assert ready["memory_bytes"] > 0
 
 
-def test_generate_streams_exact_greedy_tokens(loaded, reference):
-    engine, _ = loaded
+def test_generate_streams_exact_greedy_tokens(engine, ready, reference):
     n = 6
     engine.send({"cmd": "generate", "id": "g1", "prompt": PROMPT, "max_new_tokens": n, "batch_size": 2,
                  "stream": True})
@@ -129,8 +152,16 @@ def test_generate_streams_exact_greedy_tokens(loaded, reference):
     assert done["queue_ns"] >= 0
 
 
-def test_logits_match_the_reference_model(loaded, reference):
-    engine, _ = loaded
+def test_requests_in_flight_are_answered_in_arrival_order(engine, ready):
+    for rid in ("q1", "q2"):
+        engine.send({"cmd": "generate", "id": rid, "prompt": PROMPT, "max_new_tokens": 3})
+    first, second = engine.recv(), engine.recv()  # no `stream`: no token events
+    assert (first["event"], first["id"], second["event"], second["id"]) == ("done", "q1", "done", "q2")
+    assert first["tokens"] == second["tokens"]
+    assert second["queue_ns"] > 0
+
+
+def test_logits_match_the_reference_model(engine, ready, reference):
     engine.send({"cmd": "logits", "id": "l1", "prompt": PROMPT, "steps": 3})
     result = engine.recv()
     assert result["event"] == "logits", result
@@ -144,28 +175,12 @@ def test_logits_match_the_reference_model(loaded, reference):
     assert result["tokens"] == greedy_without_cache(reference, PROMPT, 3)
 
 
-def test_errors_are_events_and_the_engine_keeps_serving(model_dir):
-    engine = EngineProcess()
-    engine.send({"cmd": "generate", "id": "early", "prompt": PROMPT, "max_new_tokens": 2})
-    assert engine.recv() == {"event": "error", "id": "early", "kind": "bad_request",
-                             "message": "generate before a successful load"}
-
-    engine.send("this is not json")
-    error = engine.recv()
-    assert (error["event"], error["kind"]) == ("error", "bad_request") and "id" not in error
-
-    engine.send({"cmd": "load", "protocol": 99, "model_path": str(model_dir), "device": "cpu", "dtype": "f32"})
-    error = engine.recv()
-    assert (error["event"], error["kind"]) == ("error", "unsupported") and "id" not in error
-
-    engine.send({"cmd": "load", "protocol": 1, "model_path": str(model_dir), "device": "cpu", "dtype": "bf16",
-                 "options": {"name": "pytorch_compiled"}})
-    ready = engine.recv()
-    assert ready["event"] == "ready" and ready["engine"]["name"] == "pytorch_compiled"
+def test_reload_takes_the_name_option_and_rejects_unknown_tokens(engine, ready, model_dir):
+    engine.send(load_command(model_dir, dtype="bf16", options={"name": "pytorch_compiled"}))
+    reloaded = engine.recv()
+    assert reloaded["event"] == "ready", reloaded
+    assert (reloaded["engine"]["name"], reloaded["engine"]["dtype"]) == ("pytorch_compiled", "bf16")
 
     engine.send({"cmd": "logits", "id": "oov", "prompt": [256], "steps": 1})
     error = engine.recv()
     assert (error["event"], error["id"], error["kind"]) == ("error", "oov", "bad_request")
-
-    engine.send({"cmd": "shutdown"})
-    assert engine.proc.wait(timeout=TIMEOUT_S) == 0

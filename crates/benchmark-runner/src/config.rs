@@ -1,0 +1,391 @@
+//! The benchmark configuration: the original design's YAML schema, plus a few keys it left implicit
+//! (how many tokens to generate, warm-up, timeouts, per-engine options). Every error names the file
+//! and the YAML path (`workloads[1].batch_sizes[2]`), and all of them surface before any work starts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use shared_protocol::Dtype;
+
+use crate::registry::Registry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{file}: {path}: {message}")]
+    Invalid { file: PathBuf, path: String, message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub benchmark: Benchmark,
+    pub engines: Vec<String>,
+    /// Settings passed to an engine in its `load` command (for example `{threads: 2}`).
+    #[serde(default)]
+    pub engine_options: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    pub workloads: Vec<Workload>,
+    #[serde(default)]
+    pub correctness: Correctness,
+    #[serde(default)]
+    pub analysis: Analysis,
+    #[serde(default)]
+    pub system: System,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Benchmark {
+    pub name: String,
+    /// A Hugging Face-layout checkpoint directory, relative to the config file's project root.
+    pub model_path: PathBuf,
+    /// Where engines that can run on either side (PyTorch) run: `cpu` or `cuda`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Compute dtype on GPU engines; CPU engines compute in f32.
+    #[serde(default = "default_gpu_dtype")]
+    pub gpu_dtype: Dtype,
+    #[serde(default = "default_warmup")]
+    pub warmup_iterations: usize,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_s: f64,
+    #[serde(default = "default_load_timeout")]
+    pub load_timeout_s: f64,
+    /// Seeds the prompt token ids.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// One request at a time: time to first token, every inter-token interval, total.
+    Latency,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub name: String,
+    #[serde(default = "default_scenario")]
+    pub scenario: Scenario,
+    pub batch_sizes: Vec<usize>,
+    /// Prompt lengths in tokens (the beginning-of-text token included).
+    pub sequence_lengths: Vec<usize>,
+    /// Measured requests per cell, after the warm-up ones.
+    pub iterations: usize,
+    #[serde(default = "default_new_tokens")]
+    pub max_new_tokens: usize,
+}
+
+/// The gate run before timing: logits and greedy tokens against transformers in float32.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Correctness {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Lengths of the probe prompts.
+    #[serde(default = "default_probe_lengths")]
+    pub prompt_lengths: Vec<usize>,
+    /// Greedy tokens compared per prompt.
+    #[serde(default = "default_probe_steps")]
+    pub steps: usize,
+    /// Largest |logit − reference| over the largest |reference logit| allowed for f32 engines.
+    #[serde(default = "default_tol_f32")]
+    pub tolerance_f32: f64,
+    /// The same for bf16/f16 engines (8 bits of mantissa: errors of a few percent are rounding).
+    #[serde(default = "default_tol_half")]
+    pub tolerance_half: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Analysis {
+    #[serde(default = "default_confidence")]
+    pub confidence_level: f64,
+    #[serde(default)]
+    pub remove_outliers: bool,
+    #[serde(default = "default_true")]
+    pub generate_plots: bool,
+    #[serde(default = "default_tests")]
+    pub statistical_tests: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct System {
+    #[serde(default)]
+    pub gpu_device: u32,
+    /// °C; monitoring (a later issue) pauses between iterations above it.
+    #[serde(default = "default_thermal")]
+    pub thermal_limit: f64,
+    #[serde(default = "default_memory_limit")]
+    pub memory_limit_gb: f64,
+}
+
+fn default_device() -> String {
+    "cpu".into()
+}
+fn default_gpu_dtype() -> Dtype {
+    Dtype::Bf16
+}
+fn default_warmup() -> usize {
+    2
+}
+fn default_request_timeout() -> f64 {
+    300.0
+}
+fn default_load_timeout() -> f64 {
+    600.0
+}
+fn default_scenario() -> Scenario {
+    Scenario::Latency
+}
+fn default_new_tokens() -> usize {
+    32
+}
+fn default_true() -> bool {
+    true
+}
+fn default_probe_lengths() -> Vec<usize> {
+    vec![7, 32]
+}
+fn default_probe_steps() -> usize {
+    32
+}
+fn default_tol_f32() -> f64 {
+    1e-4
+}
+fn default_tol_half() -> f64 {
+    5e-2
+}
+fn default_confidence() -> f64 {
+    0.95
+}
+fn default_tests() -> Vec<String> {
+    vec!["mann_whitney_u".into(), "welch_t_test".into()]
+}
+fn default_thermal() -> f64 {
+    85.0
+}
+fn default_memory_limit() -> f64 {
+    f64::INFINITY
+}
+
+impl Default for Correctness {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("defaults parse")
+    }
+}
+impl Default for Analysis {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("defaults parse")
+    }
+}
+impl Default for System {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("defaults parse")
+    }
+}
+
+pub const KNOWN_TESTS: [&str; 2] = ["mann_whitney_u", "welch_t_test"];
+
+impl Config {
+    /// Reads, parses and validates; `root` resolves a relative `model_path`.
+    pub fn load(file: &Path, root: &Path, registry: &Registry) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read { file: file.into(), source })?;
+        let mut cfg = Self::parse(&text, file)?;
+        if cfg.benchmark.model_path.is_relative() {
+            let rel = cfg.benchmark.model_path.strip_prefix(".").unwrap_or(&cfg.benchmark.model_path).to_path_buf();
+            cfg.benchmark.model_path = root.join(rel);
+        }
+        cfg.validate(file, registry)?;
+        Ok(cfg)
+    }
+
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let de = serde_yaml::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            ConfigError::Invalid {
+                file: file.into(),
+                path: if path == "." { "(document)".into() } else { path },
+                message: inner,
+            }
+        })
+    }
+
+    /// Checks what types cannot: ranges, names, files. Returns the first problem found.
+    pub fn validate(&self, file: &Path, registry: &Registry) -> Result<(), ConfigError> {
+        let bad = |path: String, message: String| Err(ConfigError::Invalid { file: file.into(), path, message });
+        if self.engines.is_empty() {
+            return bad("engines".into(), "no engines listed".into());
+        }
+        for (i, name) in self.engines.iter().enumerate() {
+            if registry.get(name).is_none() {
+                return bad(format!("engines[{i}]"), format!("unknown engine `{name}` (known: {})", registry.names().join(", ")));
+            }
+            if self.engines[..i].contains(name) {
+                return bad(format!("engines[{i}]"), format!("`{name}` is listed twice"));
+            }
+        }
+        for name in self.engine_options.keys() {
+            if !self.engines.contains(name) {
+                return bad(format!("engine_options.{name}"), format!("`{name}` is not in `engines`"));
+            }
+        }
+        let b = &self.benchmark;
+        if b.device != "cpu" && b.device != "cuda" {
+            return bad("benchmark.device".into(), format!("must be `cpu` or `cuda`, not `{}`", b.device));
+        }
+        if !(b.request_timeout_s > 0.0) {
+            return bad("benchmark.request_timeout_s".into(), format!("must be positive, not {}", b.request_timeout_s));
+        }
+        if !(b.load_timeout_s > 0.0) {
+            return bad("benchmark.load_timeout_s".into(), format!("must be positive, not {}", b.load_timeout_s));
+        }
+        let config_json = b.model_path.join("config.json");
+        if !config_json.is_file() {
+            return bad(
+                "benchmark.model_path".into(),
+                format!(
+                    "{} is not a checkpoint (no config.json). Make one with `benchmark-runner models synth --preset tiny --out {}`",
+                    b.model_path.display(),
+                    b.model_path.display()
+                ),
+            );
+        }
+        if !b.model_path.join("model.safetensors").is_file() {
+            return bad("benchmark.model_path".into(), format!("{} has no model.safetensors", b.model_path.display()));
+        }
+        if self.workloads.is_empty() {
+            return bad("workloads".into(), "no workloads listed".into());
+        }
+        for (i, w) in self.workloads.iter().enumerate() {
+            let at = |field: &str| format!("workloads[{i}].{field}");
+            if self.workloads[..i].iter().any(|o| o.name == w.name) {
+                return bad(at("name"), format!("workload name `{}` is used twice", w.name));
+            }
+            if w.batch_sizes.is_empty() {
+                return bad(at("batch_sizes"), "empty".into());
+            }
+            for (j, &bs) in w.batch_sizes.iter().enumerate() {
+                if bs == 0 || bs > 4096 {
+                    return bad(at(&format!("batch_sizes[{j}]")), format!("must be between 1 and 4096, not {bs}"));
+                }
+            }
+            if w.sequence_lengths.is_empty() {
+                return bad(at("sequence_lengths"), "empty".into());
+            }
+            for (j, &len) in w.sequence_lengths.iter().enumerate() {
+                if len == 0 || len > 131_072 {
+                    return bad(at(&format!("sequence_lengths[{j}]")), format!("must be between 1 and 131072 tokens, not {len}"));
+                }
+            }
+            if w.iterations == 0 {
+                return bad(at("iterations"), "must be at least 1".into());
+            }
+            if w.max_new_tokens == 0 {
+                return bad(at("max_new_tokens"), "must be at least 1".into());
+            }
+        }
+        let c = &self.correctness;
+        for (j, &len) in c.prompt_lengths.iter().enumerate() {
+            if len == 0 {
+                return bad(format!("correctness.prompt_lengths[{j}]"), "must be at least 1".into());
+            }
+        }
+        if c.enabled && (c.steps == 0 || c.prompt_lengths.is_empty()) {
+            return bad("correctness".into(), "an enabled gate needs steps ≥ 1 and at least one prompt length".into());
+        }
+        let a = &self.analysis;
+        if !(a.confidence_level > 0.0 && a.confidence_level < 1.0) {
+            return bad("analysis.confidence_level".into(), format!("must lie strictly between 0 and 1, not {}", a.confidence_level));
+        }
+        for (j, t) in a.statistical_tests.iter().enumerate() {
+            if !KNOWN_TESTS.contains(&t.as_str()) {
+                return bad(format!("analysis.statistical_tests[{j}]"), format!("unknown test `{t}` (known: {})", KNOWN_TESTS.join(", ")));
+            }
+        }
+        let s = &self.system;
+        if !(s.memory_limit_gb > 0.0) {
+            return bad("system.memory_limit_gb".into(), format!("must be positive, not {}", s.memory_limit_gb));
+        }
+        if !(s.thermal_limit > 0.0 && s.thermal_limit < 120.0) {
+            return bad("system.thermal_limit".into(), format!("must be a temperature in °C below 120, not {}", s.thermal_limit));
+        }
+        Ok(())
+    }
+
+    /// Options sent in an engine's `load` command.
+    pub fn options_for(&self, engine: &str) -> serde_json::Map<String, serde_json::Value> {
+        self.engine_options.get(engine).cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(yaml: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        model_synth_stub(dir.path());
+        let file = dir.path().join("bad.yaml");
+        std::fs::write(&file, yaml.replace("MODEL", &dir.path().display().to_string())).unwrap();
+        Config::load(&file, dir.path(), &Registry::builtin()).unwrap_err().to_string()
+    }
+
+    /// Just enough of a checkpoint for validation, which looks at files, not weights.
+    fn model_synth_stub(dir: &Path) {
+        std::fs::write(dir.join("config.json"), "{}").unwrap();
+        std::fs::write(dir.join("model.safetensors"), "").unwrap();
+    }
+
+    const GOOD: &str = "
+benchmark: {name: t, model_path: MODEL}
+engines: [lm_rs]
+workloads:
+  - {name: a, batch_sizes: [1], sequence_lengths: [10], iterations: 2}
+";
+
+    #[test]
+    fn a_minimal_config_takes_the_documented_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        model_synth_stub(dir.path());
+        let file = dir.path().join("ok.yaml");
+        std::fs::write(&file, GOOD.replace("MODEL", &dir.path().display().to_string())).unwrap();
+        let cfg = Config::load(&file, dir.path(), &Registry::builtin()).unwrap();
+        assert_eq!(cfg.benchmark.warmup_iterations, 2);
+        assert_eq!(cfg.workloads[0].max_new_tokens, 32);
+        assert_eq!(cfg.workloads[0].scenario, Scenario::Latency);
+        assert_eq!(cfg.analysis.confidence_level, 0.95);
+        assert_eq!(cfg.correctness.tolerance_f32, 1e-4);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_yaml_path() {
+        let e = problem(&GOOD.replace("batch_sizes: [1]", "batch_sizes: [1, 0]"));
+        assert!(e.ends_with("bad.yaml: workloads[0].batch_sizes[1]: must be between 1 and 4096, not 0"), "{e}");
+        let e = problem(&GOOD.replace("[lm_rs]", "[lm_rs, tensorrt]"));
+        assert!(e.contains("engines[1]: unknown engine `tensorrt` (known: "), "{e}");
+        let e = problem(&GOOD.replace("iterations: 2", "iterations: two"));
+        assert!(e.contains("workloads[0].iterations: invalid type"), "{e}");
+        let e = problem(&GOOD.replace("iterations: 2", "iterations: 2, batch_size: 4"));
+        assert!(e.contains("workloads[0]: unknown field `batch_size`"), "{e}");
+        let e = problem(&format!("{GOOD}analysis: {{confidence_level: 95}}\n"));
+        assert!(e.contains("analysis.confidence_level: must lie strictly between 0 and 1"), "{e}");
+        let e = problem(&format!("{GOOD}analysis: {{statistical_tests: [t_test]}}\n"));
+        assert!(e.contains("analysis.statistical_tests[0]: unknown test `t_test`"), "{e}");
+        let e = problem("benchmark: [\n");
+        assert!(e.contains("bad.yaml: "), "{e}");
+    }
+
+    #[test]
+    fn a_missing_checkpoint_says_how_to_make_one() {
+        let e = problem(&GOOD.replace("model_path: MODEL", "model_path: MODEL/nowhere"));
+        assert!(e.contains("benchmark.model_path: ") && e.contains("models synth --preset tiny"), "{e}");
+    }
+}

@@ -1,0 +1,73 @@
+//! `environment.json`: what ran where, so a reviewer can tell runs apart and a report can cite them.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string())
+}
+
+fn memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info.lines().find(|l| l.starts_with("MemTotal"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// GPUs as `nvidia-smi` reports them; empty where there is none.
+fn gpus() -> Vec<Value> {
+    let Some(csv) = command_output(
+        "nvidia-smi",
+        &["--query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit", "--format=csv,noheader,nounits"],
+    ) else {
+        return vec![];
+    };
+    csv.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            json!({ "name": f.first(), "driver": f.get(1), "memory_mib": f.get(2), "max_sm_clock_mhz": f.get(3),
+                    "max_mem_clock_mhz": f.get(4), "power_limit_w": f.get(5) })
+        })
+        .collect()
+}
+
+pub fn sha256_file(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(format!("{:x}", Sha256::digest(bytes)))
+}
+
+/// The checkpoint's identity: its config's hash, its size, and whether it is synthetic.
+pub fn checkpoint(model: &Path) -> Value {
+    let synthetic: Option<Value> =
+        std::fs::read_to_string(model.join("synthetic.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    json!({
+        "path": model.display().to_string(),
+        "config_sha256": sha256_file(&model.join("config.json")),
+        "safetensors_bytes": std::fs::metadata(model.join("model.safetensors")).map(|m| m.len()).ok(),
+        "synthetic": synthetic,
+    })
+}
+
+pub fn collect(root: &Path, model: &Path) -> Value {
+    let git = |args: &[&str]| command_output("git", &[&["-C", &root.display().to_string()], args].concat());
+    json!({
+        "runner": format!("benchmark-runner {}", env!("CARGO_PKG_VERSION")),
+        "git_commit": git(&["rev-parse", "HEAD"]),
+        "git_dirty": git(&["status", "--porcelain"]).map(|s| !s.is_empty()),
+        "host": command_output("hostname", &[]),
+        "os": command_output("uname", &["-srm"]),
+        "cpu": { "model": cpu_model(), "logical_cores": std::thread::available_parallelism().map(|n| n.get()).ok() },
+        "memory_bytes": memory_bytes(),
+        "gpus": gpus(),
+        "checkpoint": checkpoint(model),
+        "started_unix_ms": crate::records::unix_ms(),
+    })
+}

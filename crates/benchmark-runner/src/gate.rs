@@ -1,0 +1,93 @@
+//! The correctness gate: before any timing, each engine's logits and greedy tokens for fixed probe
+//! prompts are compared with the reference, transformers in float32. An engine that disagrees is
+//! still measured, and flagged wherever it appears.
+
+use shared_protocol::{Dtype, LogitsRequest, LogitsResult};
+
+use crate::config::Correctness;
+use crate::process::{EngineProcess, Fault};
+use crate::prompts::prompt_tokens;
+use crate::records::{CorrectnessRecord, SCHEMA};
+
+/// The engine whose float32 answers are the reference.
+pub const REFERENCE_ENGINE: &str = "pytorch_baseline";
+
+/// Probe prompts use their own seed range, apart from the timed prompts.
+const PROBE_SEED: u64 = 0xC0FF_EE00;
+
+pub fn probes(c: &Correctness, vocab_size: usize) -> Vec<Vec<u32>> {
+    c.prompt_lengths.iter().map(|&len| prompt_tokens(len, PROBE_SEED, vocab_size)).collect()
+}
+
+pub fn run_probes(p: &mut EngineProcess, c: &Correctness, vocab_size: usize, timeout_s: f64) -> Result<Vec<LogitsResult>, Fault> {
+    probes(c, vocab_size)
+        .into_iter()
+        .enumerate()
+        .map(|(i, prompt)| p.logits(LogitsRequest { id: format!("probe-{i}"), prompt, steps: c.steps }, timeout_s))
+        .collect()
+}
+
+/// Largest absolute difference, and that over the largest reference magnitude.
+pub fn logit_error(got: &[f32], want: &[f32]) -> (f64, f64) {
+    if got.len() != want.len() {
+        return (f64::INFINITY, f64::INFINITY);
+    }
+    let max_abs = got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).abs()).fold(0.0, f64::max);
+    let scale = want.iter().map(|v| (*v as f64).abs()).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+    (max_abs, max_abs / scale)
+}
+
+pub fn compare(engine: &str, dtype: Dtype, c: &Correctness, got: &[LogitsResult], reference: &[LogitsResult]) -> Vec<CorrectnessRecord> {
+    let tolerance = if dtype == Dtype::F32 { c.tolerance_f32 } else { c.tolerance_half };
+    got.iter()
+        .zip(reference)
+        .zip(&c.prompt_lengths)
+        .map(|((g, r), &len)| {
+            let (max_abs, max_rel) = logit_error(&g.logits, &r.logits);
+            let greedy_match_steps = g.tokens.iter().zip(&r.tokens).take_while(|(a, b)| a == b).count();
+            CorrectnessRecord {
+                schema: SCHEMA,
+                engine: engine.into(),
+                reference: format!("{REFERENCE_ENGINE} f32"),
+                prompt_tokens: len,
+                max_abs_logit_err: max_abs,
+                max_rel_logit_err: max_rel,
+                tolerance,
+                greedy_match_steps,
+                steps: c.steps,
+                passed: max_rel <= tolerance && greedy_match_steps == c.steps && g.tokens.len() == c.steps,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(logits: Vec<f32>, tokens: Vec<u32>) -> LogitsResult {
+        LogitsResult { id: "p".into(), logits, tokens }
+    }
+
+    #[test]
+    fn relative_error_is_scaled_by_the_largest_reference_logit() {
+        let (abs, rel) = logit_error(&[1.0, 2.0, -4.0], &[1.0, 2.5, -5.0]);
+        assert!((abs - 1.0).abs() < 1e-12 && (rel - 0.2).abs() < 1e-12);
+        assert_eq!(logit_error(&[1.0], &[1.0, 2.0]).0, f64::INFINITY);
+    }
+
+    #[test]
+    fn a_probe_passes_only_within_tolerance_and_with_every_greedy_token() {
+        let c = Correctness { prompt_lengths: vec![3, 4], steps: 3, ..Default::default() };
+        let reference = [result(vec![10.0, 0.0], vec![0, 1, 2]), result(vec![10.0, 0.0], vec![0, 1, 2])];
+        let got = [result(vec![10.0005, 0.0], vec![0, 1, 2]), result(vec![10.0, 0.0], vec![0, 1, 5])];
+        let recs = compare("e", Dtype::F32, &c, &got, &reference);
+        assert!(recs[0].passed, "5e-5 relative is within 1e-4");
+        assert!(!recs[1].passed);
+        assert_eq!(recs[1].greedy_match_steps, 2);
+        let recs = compare("e", Dtype::F32, &c, &[result(vec![10.01, 0.0], vec![0, 1, 2])], &reference);
+        assert!(!recs[0].passed, "1e-3 relative fails an f32 engine");
+        let recs = compare("e", Dtype::Bf16, &c, &[result(vec![10.01, 0.0], vec![0, 1, 2])], &reference);
+        assert!(recs[0].passed, "but passes a bf16 one");
+    }
+}
