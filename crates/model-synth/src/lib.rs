@@ -8,6 +8,7 @@
 //! `generation_config.json`, and `synthetic.json`, which says what this is. Same preset and seed,
 //! same bytes.
 
+pub mod fixture;
 mod shape;
 mod tokenizer;
 mod weights;

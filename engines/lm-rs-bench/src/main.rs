@@ -31,11 +31,9 @@ impl Model for Engine {
                 .ok_or_else(|| EngineError::bad_request(format!("options.threads must be a positive integer, not {v}")))?
                 as usize,
         };
-        // The global pool can be built once per process, and each process loads once.
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .map_err(|e| EngineError::internal(format!("thread pool: {e}")))?;
+        // The global pool can be built once per process; a second load keeps the first pool.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+        let threads = rayon::current_num_threads();
         let model = model::Llama::load(std::path::Path::new(&req.model_path))?;
         Ok(Engine { model, threads })
     }
