@@ -94,6 +94,20 @@ pub fn python(root: &Path) -> PathBuf {
     }
 }
 
+/// A bare program name looked up in PATH (the process library is handed a full path, so a
+/// missing interpreter is reported as such rather than as a failed start).
+fn on_path(program: &Path) -> Result<PathBuf, String> {
+    if program.components().count() > 1 {
+        return Ok(program.to_path_buf());
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("{} not found on PATH", program.display()))
+}
+
 impl EngineSpec {
     /// The device string sent in `load`: `cpu` or `cuda:N`.
     pub fn device(&self, benchmark_device: &str, gpu: u32) -> String {
@@ -131,9 +145,9 @@ impl EngineSpec {
                 if !script.is_file() {
                     return Err(format!("{}: {} missing", self.name, script.display()));
                 }
-                Ok(Resolved { program: python(root), args: vec![script.display().to_string()] })
+                Ok(Resolved { program: on_path(&python(root))?, args: vec![script.display().to_string()] })
             }
-            Launch::Program { program, args } => Ok(Resolved { program: program.clone(), args: args.clone() }),
+            Launch::Program { program, args } => Ok(Resolved { program: on_path(program)?, args: args.clone() }),
         }
     }
 }
