@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every test: the harness workspace, each engine's own workspace, and the Python engines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+step "Harness crates (cargo test --release)"
+cargo test --release --workspace
+
+for manifest in engines/*/Cargo.toml; do
+  dir=$(dirname "$manifest")
+  step "Engine $(basename "$dir") (cargo test --release)"
+  (cd "$dir" && cargo test --release)
+done
+
+step "Python tests (pytest)"
+.venv/bin/python -m pytest -q engines/pytorch-baseline/tests crates/model-synth/tests/python
