@@ -95,9 +95,14 @@ pub struct Correctness {
     /// Largest |logit − reference| over the largest |reference logit| allowed for f32 engines.
     #[serde(default = "default_tol_f32")]
     pub tolerance_f32: f64,
-    /// The same for bf16/f16 engines (8 bits of mantissa: errors of a few percent are rounding).
+    /// The same for bf16/f16 engines, against the reference at the same dtype (8 bits of
+    /// mantissa: two correct bf16 implementations differ by about a percent of the largest logit).
     #[serde(default = "default_tol_half")]
     pub tolerance_half: f64,
+    /// Leading greedy tokens a bf16/f16 engine must share with the reference (f32 engines: all).
+    /// Later tokens may legitimately part ways where two candidates are within rounding.
+    #[serde(default = "default_greedy_half")]
+    pub greedy_steps_half: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,6 +165,9 @@ fn default_tol_f32() -> f64 {
 }
 fn default_tol_half() -> f64 {
     5e-2
+}
+fn default_greedy_half() -> usize {
+    8
 }
 fn default_confidence() -> f64 {
     0.95

@@ -62,6 +62,8 @@ pub struct CorrectnessRecord {
     /// Leading greedy tokens equal to the reference's.
     pub greedy_match_steps: usize,
     pub steps: usize,
+    /// How many leading tokens must match: all for f32 engines, the first few for half precision.
+    pub required_greedy_steps: usize,
     pub passed: bool,
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use shared_protocol::{GenerateRequest, LoadRequest, LogitsResult, PROTOCOL_VERSION};
+use shared_protocol::{Dtype, GenerateRequest, LoadRequest, LogitsResult, PROTOCOL_VERSION};
 
 use crate::config::{Config, Workload};
 use crate::gate;
@@ -44,7 +44,9 @@ struct Runner<'a> {
     paths: &'a RunPaths,
     raw: RawData,
     vocab_size: usize,
-    reference: Option<Vec<LogitsResult>>,
+    registry: &'a Registry,
+    /// Reference answers per compute dtype, made on first need (None: the reference failed).
+    references: std::collections::HashMap<Dtype, Option<Vec<LogitsResult>>>,
 }
 
 fn fail(engine: &str, stage: &str, cell: Option<(usize, usize)>, fault: &Fault) -> FailureRecord {
@@ -90,10 +92,21 @@ pub fn execute(cfg: &Config, config_text: &str, registry: &Registry, paths: &Run
         paths,
         raw: RawData::create(&out.join("raw_data"))?,
         vocab_size: vocab_size(&cfg.benchmark.model_path)?,
-        reference: None,
+        registry,
+        references: Default::default(),
     };
     if cfg.correctness.enabled {
-        runner.reference = runner.reference_probes(registry)?;
+        // References first, each in its own process, so no engine is loaded beside them.
+        let mut dtypes: Vec<Dtype> = Vec::new();
+        for name in &cfg.engines {
+            let d = runner.launch(registry.get(name).expect("validated"), None).load.dtype;
+            if !dtypes.contains(&d) {
+                dtypes.push(d);
+            }
+        }
+        for d in dtypes {
+            runner.reference(d)?;
+        }
     }
     for name in &cfg.engines {
         let spec = registry.get(name).expect("validated against the registry");
@@ -127,27 +140,36 @@ impl Runner<'_> {
         Ok((p, ready))
     }
 
-    /// The float32 transformers answers every engine is compared with.
-    fn reference_probes(&mut self, registry: &Registry) -> anyhow::Result<Option<Vec<LogitsResult>>> {
-        let Some(spec) = registry.get(gate::REFERENCE_ENGINE) else {
+    /// The reference's answers at `dtype`: transformers in float32 for f32 engines; for bf16/f16
+    /// engines the same eager transformers model at that dtype on the benchmark device, so the gate
+    /// compares like with like (half-precision rounding differs from f32 by far more than any bug
+    /// worth catching hides behind).
+    fn reference(&mut self, dtype: Dtype) -> anyhow::Result<Option<Vec<LogitsResult>>> {
+        if let Some(r) = self.references.get(&dtype) {
+            return Ok(r.clone());
+        }
+        let Some(spec) = self.registry.get(gate::REFERENCE_ENGINE) else {
             eprintln!("correctness gate off: no `{}` engine to take the reference from", gate::REFERENCE_ENGINE);
+            self.references.insert(dtype, None);
             return Ok(None);
         };
-        let l = self.launch(spec, Some(shared_protocol::Dtype::F32));
-        eprintln!("correctness reference: {} f32 on {}", spec.name, l.device);
-        let got = self.start(&l, "reference").and_then(|(mut p, _)| {
+        let l = self.launch(spec, Some(dtype));
+        eprintln!("correctness reference: {} {dtype} on {}", spec.name, l.device);
+        let got = self.start(&l, &format!("reference-{dtype}")).and_then(|(mut p, _)| {
             let r = gate::run_probes(&mut p, &self.cfg.correctness, self.vocab_size, self.cfg.benchmark.request_timeout_s);
             p.shutdown();
             r
         });
-        match got {
-            Ok(r) => Ok(Some(r)),
+        let r = match got {
+            Ok(r) => Some(r),
             Err(f) => {
-                eprintln!("correctness reference failed ({f}); engines will be reported as unchecked");
-                self.raw.append("failures", &fail("reference", "correctness", None, &f))?;
-                Ok(None)
+                eprintln!("correctness reference ({dtype}) failed ({f}); engines at {dtype} will be reported as unchecked");
+                self.raw.append("failures", &fail(&format!("reference-{dtype}"), "correctness", None, &f))?;
+                None
             }
-        }
+        };
+        self.references.insert(dtype, r.clone());
+        Ok(r)
     }
 
     fn engine(&mut self, spec: &EngineSpec) -> anyhow::Result<()> {
@@ -217,15 +239,15 @@ impl Runner<'_> {
     }
 
     fn gate(&mut self, p: &mut EngineProcess, l: &Launch) -> anyhow::Result<()> {
-        let Some(reference) = &self.reference else { return Ok(()) };
+        let Some(reference) = self.reference(l.load.dtype)? else { return Ok(()) };
         let c = &self.cfg.correctness;
         match gate::run_probes(p, c, self.vocab_size, self.cfg.benchmark.request_timeout_s) {
             Ok(got) => {
-                for r in gate::compare(&l.spec.name, l.load.dtype, c, &got, reference) {
+                for r in gate::compare(&l.spec.name, l.load.dtype, c, &got, &reference) {
                     if !r.passed {
                         eprintln!(
-                            "⚠ {} disagrees with the reference on a {}-token probe: max relative logit error {:.2e} (tolerance {:.0e}), {}/{} greedy tokens equal",
-                            r.engine, r.prompt_tokens, r.max_rel_logit_err, r.tolerance, r.greedy_match_steps, r.steps
+                            "⚠ {} disagrees with {} on a {}-token probe: max relative logit error {:.2e} (tolerance {:.0e}), {}/{} greedy tokens equal ({} required)",
+                            r.engine, r.reference, r.prompt_tokens, r.max_rel_logit_err, r.tolerance, r.greedy_match_steps, r.steps, r.required_greedy_steps
                         );
                     }
                     self.raw.append("correctness", &r)?;

@@ -15,7 +15,8 @@ const OTHER: [u32; 6] = [128000, 40, 1093, 311, 1373, 6437];
 fn tiny() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("candle-bench-tiny-{}", std::process::id()));
+        // Same preset and seed, same bytes: rewriting it on every run is safe.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tiny");
         model_synth::synthesize(model_synth::Preset::Tiny, model_synth::DEFAULT_SEED, &dir).unwrap();
         dir
     })

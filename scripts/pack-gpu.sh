@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Builds (where needed) and packs what a GPU run needs into .gpu/ (git-ignored): the runner and every
+# CUDA engine, each as .gpu/bin/<name>.xz, plus .gpu/unpack.sh and .gpu/MANIFEST.txt.
+# For developers, on a build machine without a GPU; CI and the GPU machine never run it.
+#
+#   scripts/pack-gpu.sh            # then carry .gpu/ with the repository to the GPU machine
+#   .gpu/unpack.sh                 # there: decompresses into .gpu/bin/ and prints BENCH_BIN_DIR
+#
+# The CUDA toolkit comes from ../shared/cuda/toolkit.sh (pip wheels, see ../shared/GPU.md).
+set -euo pipefail
+
+root=$(git rev-parse --show-toplevel)
+shared=$root/../shared
+cache=${INFERENCE_BENCH_CACHE:-$HOME/.cache/inference-bench}
+out=$root/.gpu
+
+# One line per CUDA engine: binary name, crate folder, cargo features, target folder (one per engine
+# and feature set, so the CPU build in <crate>/target is never rebuilt by this script). Features are
+# comma-separated, `-` for none.
+#       name           crate dir               features   target dir
+ENGINES=(
+  "candle-bench        engines/candle-bench    cuda       $cache/target/candle-bench-cuda"
+)
+
+eval "$("$shared/cuda/toolkit.sh")"
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# pack NAME BINARY: xz -9 into .gpu/bin/NAME.xz unless that is already newer than the binary.
+packed=()
+pack() {
+  local name=$1 bin=$2 dst=$out/bin/$1.xz
+  [ -x "$bin" ] || { echo "pack-gpu: $bin was not built" >&2; exit 1; }
+  if [ "$dst" -nt "$bin" ]; then
+    log "$name: $dst is up to date"
+  else
+    log "$name: xz -9 $bin"
+    xz -9 -T2 -c "$bin" > "$dst.tmp"
+    mv "$dst.tmp" "$dst"
+  fi
+  packed+=("$name")
+  printf '%-20s %12s raw %12s xz  sha256 %s\n' "$name" "$(stat -c %s "$bin")" "$(stat -c %s "$dst")" \
+    "$(sha256sum "$bin" | cut -d' ' -f1)" >> "$out/MANIFEST.txt.tmp"
+}
+
+mkdir -p "$out/bin"
+{
+  echo "packed by scripts/pack-gpu.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "repository $(git -C "$root" rev-parse HEAD)$(git -C "$root" diff --quiet HEAD -- . ':!.gpu' || echo ' (with uncommitted changes)')"
+  echo "$(rustc --version); $(nvcc --version | tail -n1); CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-}"
+  echo
+} > "$out/MANIFEST.txt.tmp"
+
+log "benchmark-runner: cargo build --release -p benchmark-runner"
+(cd "$root" && cargo build --release -p benchmark-runner)
+pack benchmark-runner "${CARGO_TARGET_DIR:-$root/target}/release/benchmark-runner"
+
+for row in "${ENGINES[@]}"; do
+  read -r name dir features target <<< "$row"
+  flags=(--release); [ "$features" = - ] || flags+=(--features "$features")
+  log "$name: cargo build ${flags[*]} (in $dir, target $target)"
+  (cd "$root/$dir" && CARGO_TARGET_DIR=$target cargo build "${flags[@]}")
+  pack "$name" "$target/release/$name"
+done
+
+# Nothing stale travels: drop packed binaries that are no longer in the table.
+for f in "$out"/bin/*; do
+  base=$(basename "$f"); base=${base%.xz}
+  [[ " ${packed[*]} " == *" $base "* ]] || { log "removing stale $f"; rm -f "$f"; }
+done
+
+cat > "$out/unpack.sh" <<'UNPACK'
+#!/usr/bin/env bash
+# Decompresses every bin/<name>.xz beside this script into bin/<name> (on the GPU machine).
+# Then: export BENCH_BIN_DIR=<this folder>/bin, and the CUDA libraries (see ../shared/GPU.md):
+#   export LD_LIBRARY_PATH=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:$LD_LIBRARY_PATH
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+for f in "$here"/bin/*.xz; do
+  bin=${f%.xz}
+  xz -dc "$f" > "$bin.tmp"
+  chmod +x "$bin.tmp"
+  mv "$bin.tmp" "$bin"
+  echo "unpacked $bin" >&2
+done
+echo "export BENCH_BIN_DIR=$here/bin"
+UNPACK
+chmod +x "$out/unpack.sh"
+mv "$out/MANIFEST.txt.tmp" "$out/MANIFEST.txt"
+
+log "packed into $out ($(du -sh "$out" | cut -f1)):"
+cat "$out/MANIFEST.txt"
