@@ -15,9 +15,10 @@ pub enum DeviceClass {
 
 #[derive(Debug, Clone)]
 pub enum Launch {
-    /// A binary of a Cargo project under engines/: `engines/<dir>/target/release/<bin>`, or
-    /// `$BENCH_BIN_DIR/<bin>` when that is set (the folder of packed binaries on a GPU machine).
-    Rust { dir: &'static str, bin: &'static str, build: &'static str },
+    /// A binary of a Cargo project under engines/. The CPU build is `engines/<dir>/target/release/<bin>`,
+    /// the CUDA build (feature `cuda`) `engines/<dir>/target-cuda/release/<bin>`; when `$BENCH_BIN_DIR`
+    /// is set (the folder of packed binaries on a GPU machine) they are `<bin>` and `<bin>-cuda` there.
+    Rust { dir: &'static str, bin: &'static str, cuda: bool },
     /// A Python script run by the project's interpreter (see [`python`]).
     Python { script: &'static str },
     /// Any program (tests register fake engines this way).
@@ -56,13 +57,15 @@ impl Registry {
         let rust = |name: &str, device, dir, bin| EngineSpec {
             name: name.into(),
             device,
-            launch: Launch::Rust { dir, bin, build: "cargo build --release" },
+            launch: Launch::Rust { dir, bin, cuda: device == DeviceClass::Cuda },
             default_options: Default::default(),
         };
         Registry {
             engines: vec![
                 python("pytorch_baseline", "engines/pytorch-baseline/engine.py"),
                 rust("lm_rs", DeviceClass::Cpu, "engines/lm-rs-bench", "lm-rs-bench"),
+                rust("candle_cpu", DeviceClass::Cpu, "engines/candle-bench", "candle-bench"),
+                rust("candle_cuda", DeviceClass::Cuda, "engines/candle-bench", "candle-bench"),
             ],
         }
     }
@@ -129,15 +132,20 @@ impl EngineSpec {
     /// Finds the program; the error says how to build it.
     pub fn resolve(&self, root: &Path) -> Result<Resolved, String> {
         match &self.launch {
-            Launch::Rust { dir, bin, build } => {
+            Launch::Rust { dir, bin, cuda } => {
+                let (target, packed, build) = if *cuda {
+                    ("target-cuda", format!("{bin}-cuda"), "scripts/pack-gpu.sh")
+                } else {
+                    ("target", bin.to_string(), "scripts/setup.sh")
+                };
                 let program = match std::env::var_os("BENCH_BIN_DIR") {
-                    Some(d) => PathBuf::from(d).join(bin),
-                    None => root.join(dir).join("target/release").join(bin),
+                    Some(d) => PathBuf::from(d).join(packed),
+                    None => root.join(dir).join(target).join("release").join(bin),
                 };
                 if program.is_file() {
                     Ok(Resolved { program, args: vec![] })
                 } else {
-                    Err(format!("{} is not built ({} missing; run `{build}` in {dir})", self.name, program.display()))
+                    Err(format!("{} is not built ({} missing; {build} builds it)", self.name, program.display()))
                 }
             }
             Launch::Python { script } => {
