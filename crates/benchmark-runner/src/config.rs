@@ -63,6 +63,40 @@ pub struct Benchmark {
 pub enum Scenario {
     /// One request at a time: time to first token, every inter-token interval, total.
     Latency,
+    /// Static batches over `batch_sizes`; past an out-of-memory batch size, larger ones are skipped.
+    Throughput,
+    /// Many requests in flight: closed loop (`concurrency` users) and open loop (Poisson `arrival_rates`).
+    Concurrent,
+    /// Load time, peak memory per cell, and KV-cache growth over `sequence_lengths`.
+    Memory,
+}
+
+impl Scenario {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Latency => "latency",
+            Scenario::Throughput => "throughput",
+            Scenario::Concurrent => "concurrent",
+            Scenario::Memory => "memory",
+        }
+    }
+}
+
+/// Service-level limits a request must meet to count towards goodput.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// Time to first token as the client sees it (queueing included).
+    pub ttft_ms: f64,
+    /// Mean time per output token after the first.
+    pub tpot_ms: f64,
+    /// Share of requests that must meet both for a load level to count as sustained.
+    #[serde(default = "default_slo_fraction")]
+    pub min_fraction: f64,
+}
+
+fn default_slo_fraction() -> f64 {
+    0.9
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,13 +105,23 @@ pub struct Workload {
     pub name: String,
     #[serde(default = "default_scenario")]
     pub scenario: Scenario,
+    #[serde(default = "default_batch_sizes")]
     pub batch_sizes: Vec<usize>,
     /// Prompt lengths in tokens (the beginning-of-text token included).
     pub sequence_lengths: Vec<usize>,
-    /// Measured requests per cell, after the warm-up ones.
+    /// Measured requests per cell, after the warm-up ones (concurrent: requests per load level).
     pub iterations: usize,
     #[serde(default = "default_new_tokens")]
     pub max_new_tokens: usize,
+    /// Concurrent scenario, closed loop: numbers of users, each sending its next request when its last completes.
+    #[serde(default)]
+    pub concurrency: Vec<usize>,
+    /// Concurrent scenario, open loop: Poisson arrival rates in requests per second (seeded).
+    #[serde(default)]
+    pub arrival_rates: Vec<f64>,
+    /// Concurrent scenario: limits for goodput.
+    #[serde(default)]
+    pub slo: Option<Slo>,
 }
 
 /// The gate run before timing: logits and greedy tokens against transformers in float32.
@@ -147,6 +191,9 @@ fn default_load_timeout() -> f64 {
 }
 fn default_scenario() -> Scenario {
     Scenario::Latency
+}
+fn default_batch_sizes() -> Vec<usize> {
+    vec![1]
 }
 fn default_new_tokens() -> usize {
     32
@@ -299,6 +346,35 @@ impl Config {
             if w.max_new_tokens == 0 {
                 return bad(at("max_new_tokens"), "must be at least 1".into());
             }
+            let concurrent = w.scenario == Scenario::Concurrent;
+            for (field, given) in [("concurrency", !w.concurrency.is_empty()), ("arrival_rates", !w.arrival_rates.is_empty()), ("slo", w.slo.is_some())] {
+                if given && !concurrent {
+                    return bad(at(field), format!("only the concurrent scenario uses it (this workload is {})", w.scenario.as_str()));
+                }
+            }
+            if concurrent {
+                if w.concurrency.is_empty() && w.arrival_rates.is_empty() {
+                    return bad(at("concurrency"), "a concurrent workload needs `concurrency` (closed loop) or `arrival_rates` (open loop)".into());
+                }
+                for (j, &c) in w.concurrency.iter().enumerate() {
+                    if c == 0 || c > 1024 {
+                        return bad(at(&format!("concurrency[{j}]")), format!("must be between 1 and 1024 users, not {c}"));
+                    }
+                }
+                for (j, &r) in w.arrival_rates.iter().enumerate() {
+                    if !(r > 0.0 && r.is_finite()) {
+                        return bad(at(&format!("arrival_rates[{j}]")), format!("must be a positive rate in requests/s, not {r}"));
+                    }
+                }
+                if let Some(slo) = w.slo {
+                    if !(slo.ttft_ms > 0.0 && slo.tpot_ms > 0.0) {
+                        return bad(at("slo"), "ttft_ms and tpot_ms must be positive".into());
+                    }
+                    if !(slo.min_fraction > 0.0 && slo.min_fraction <= 1.0) {
+                        return bad(at("slo.min_fraction"), format!("must lie in (0, 1], not {}", slo.min_fraction));
+                    }
+                }
+            }
         }
         let c = &self.correctness;
         for (j, &len) in c.prompt_lengths.iter().enumerate() {
@@ -383,6 +459,14 @@ workloads:
         assert!(e.contains("workloads[0].iterations: invalid type"), "{e}");
         let e = problem(&GOOD.replace("iterations: 2", "iterations: 2, batch_size: 4"));
         assert!(e.contains("workloads[0]: unknown field `batch_size`"), "{e}");
+        let e = problem(&GOOD.replace("iterations: 2", "iterations: 2, concurrency: [4]"));
+        assert!(e.contains("workloads[0].concurrency: only the concurrent scenario uses it (this workload is latency)"), "{e}");
+        let e = problem(&GOOD.replace("iterations: 2", "iterations: 2, scenario: concurrent"));
+        assert!(e.contains("workloads[0].concurrency: a concurrent workload needs"), "{e}");
+        let e = problem(&GOOD.replace("iterations: 2", "iterations: 2, scenario: concurrent, arrival_rates: [2, -1]"));
+        assert!(e.contains("workloads[0].arrival_rates[1]: must be a positive rate"), "{e}");
+        let e = problem(&GOOD.replace("iterations: 2", "iterations: 2, scenario: soak"));
+        assert!(e.contains("workloads[0].scenario: unknown variant `soak`"), "{e}");
         let e = problem(&format!("{GOOD}analysis: {{confidence_level: 95}}\n"));
         assert!(e.contains("analysis.confidence_level: must lie strictly between 0 and 1"), "{e}");
         let e = problem(&format!("{GOOD}analysis: {{statistical_tests: [t_test]}}\n"));

@@ -1,9 +1,12 @@
 //! The benchmark runner: reads a config, drives engines in their own processes over the protocol,
 //! and writes the run directory (ARCHITECTURE.md, "The run directory").
 
+pub mod checkpoint;
 pub mod config;
 pub mod environment;
 pub mod gate;
+pub mod load;
+pub mod monitor;
 pub mod process;
 pub mod prompts;
 pub mod records;

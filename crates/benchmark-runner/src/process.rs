@@ -106,6 +106,32 @@ impl EngineProcess {
         Ok(EngineProcess { handle, stdin: stdin_w, lines })
     }
 
+    /// The engine's process id (for per-process memory).
+    pub fn pid(&self) -> Option<u32> {
+        self.handle.pids().first().copied()
+    }
+
+    /// Resident and peak resident memory of the engine process, from /proc (Linux).
+    pub fn rss(&self) -> (Option<u64>, Option<u64>) {
+        let Some(status) = self.pid().and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok()) else {
+            return (None, None);
+        };
+        let field = |name: &str| {
+            status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Writes a command without waiting for its answer; returns when it was written.
+    pub fn submit(&mut self, cmd: &Command) -> Result<Instant, Fault> {
+        self.send(cmd)
+    }
+
+    /// The next event (and when it was read), waiting until `deadline`; `timeout_s` names the limit in the error.
+    pub fn next_event(&mut self, deadline: Instant, timeout_s: f64) -> Result<(Event, Instant), Fault> {
+        self.next(deadline, timeout_s)
+    }
+
     fn send(&mut self, cmd: &Command) -> Result<Instant, Fault> {
         let line = cmd.to_line();
         let sent = Instant::now();

@@ -32,7 +32,58 @@ pub struct RequestRecord {
     pub total_ns: u64,
     pub runner_ttft_ns: Option<u64>,
     pub runner_total_ns: u64,
+    /// Concurrent scenario: `closed` (users) or `open` (Poisson arrivals), and the level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadLevel>,
+    /// Concurrent scenario: when the request was sent, from the start of its load level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_offset_ns: Option<u64>,
     pub unix_ms: u128,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum LoadLevel {
+    Closed { users: usize },
+    Open { rate_per_s: f64 },
+}
+
+impl LoadLevel {
+    pub fn label(&self) -> String {
+        match self {
+            LoadLevel::Closed { users } => format!("closed-{users}u"),
+            LoadLevel::Open { rate_per_s } => format!("open-{rate_per_s}rps"),
+        }
+    }
+}
+
+/// One cell (a batch size × prompt length, or a load level) as a whole: how long it took, what it
+/// held in memory, what the GPU drew. Written when the cell ends, whatever its outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellRecord {
+    pub schema: u32,
+    pub engine: String,
+    pub workload: String,
+    pub scenario: String,
+    pub device: String,
+    pub batch_size: usize,
+    pub prompt_tokens: usize,
+    pub max_new_tokens: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadLevel>,
+    /// `ok`, `failed` or `skipped`.
+    pub status: String,
+    pub completed_requests: usize,
+    /// Tokens generated in the cell, warm-up included (the energy figures cover the same span).
+    pub generated_tokens: usize,
+    pub wall_ns: u64,
+    /// Engine process memory after the cell (CPU engines; from /proc).
+    pub rss_bytes: Option<u64>,
+    pub peak_rss_bytes: Option<u64>,
+    /// What the NVML sampler saw during the cell; null without a GPU.
+    pub gpu: Option<crate::monitor::CellStats>,
+    pub thermal_pause_ms: u64,
+    pub started_unix_ms: u128,
 }
 
 /// A cell (or a whole engine) that produced no measurement, and why.
@@ -42,6 +93,9 @@ pub struct FailureRecord {
     pub engine: String,
     /// `load`, `correctness`, or the workload name.
     pub stage: String,
+    /// The request, when one request of a cell failed and the cell went on (concurrent scenario).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
     pub batch_size: Option<usize>,
     pub prompt_tokens: Option<usize>,
     pub kind: String,

@@ -1,0 +1,224 @@
+//! GPU monitoring: an NVML sampler thread beside every cell, at 20 Hz. Each sample is appended to
+//! `raw_data/monitor.jsonl` tagged with the engine, workload and cell it was taken in; per cell the
+//! sampler also keeps the peaks and the energy counter's start and end, which the runner writes
+//! into the cell's record. Without NVML (no driver, no GPU) the runner says so once and goes on.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
+use nvml_wrapper::enums::device::UsedGpuMemory;
+use nvml_wrapper::Nvml;
+use serde::{Deserialize, Serialize};
+
+use crate::records::{unix_ms, SCHEMA};
+
+pub const PERIOD: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tag {
+    pub engine: Option<String>,
+    pub workload: Option<String>,
+    pub cell: Option<String>,
+    /// The engine process, for its own share of device memory.
+    pub pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    pub schema: u32,
+    pub unix_ms: u128,
+    #[serde(flatten)]
+    pub tag: Tag,
+    pub gpu_util_pct: Option<u32>,
+    pub mem_util_pct: Option<u32>,
+    pub mem_used_bytes: Option<u64>,
+    pub mem_total_bytes: Option<u64>,
+    /// Device memory of the tagged process (not every driver or sandbox reports it).
+    pub proc_mem_bytes: Option<u64>,
+    pub power_mw: Option<u32>,
+    /// The device's energy counter since driver load.
+    pub energy_mj: Option<u64>,
+    pub sm_clock_mhz: Option<u32>,
+    pub mem_clock_mhz: Option<u32>,
+    pub temp_c: Option<u32>,
+    /// NVML's clocks-event (throttle) reason bits; 0 = none.
+    pub throttle_reasons: Option<u64>,
+}
+
+/// What the sampler saw during one cell.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CellStats {
+    pub samples: usize,
+    pub gpu_proc_peak_bytes: Option<u64>,
+    pub gpu_device_peak_bytes: Option<u64>,
+    /// Energy counter difference over the cell.
+    pub energy_mj: Option<u64>,
+    pub mean_power_w: Option<f64>,
+    pub mean_gpu_util_pct: Option<f64>,
+    pub max_temp_c: Option<u32>,
+}
+
+#[derive(Default)]
+struct Shared {
+    tag: Tag,
+    latest: Option<Sample>,
+    cell: Vec<Sample>,
+}
+
+pub struct Monitor {
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn opt_max(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// Summarises a cell's samples (pure, so it is tested without a GPU).
+pub fn cell_stats(samples: &[Sample]) -> CellStats {
+    let mean = |xs: Vec<f64>| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
+    let energies: Vec<u64> = samples.iter().filter_map(|s| s.energy_mj).collect();
+    CellStats {
+        samples: samples.len(),
+        gpu_proc_peak_bytes: samples.iter().map(|s| s.proc_mem_bytes).fold(None, opt_max),
+        gpu_device_peak_bytes: samples.iter().map(|s| s.mem_used_bytes).fold(None, opt_max),
+        energy_mj: (energies.len() >= 2).then(|| energies[energies.len() - 1].saturating_sub(energies[0])),
+        mean_power_w: mean(samples.iter().filter_map(|s| s.power_mw).map(|p| p as f64 / 1000.0).collect()),
+        mean_gpu_util_pct: mean(samples.iter().filter_map(|s| s.gpu_util_pct).map(f64::from).collect()),
+        max_temp_c: samples.iter().filter_map(|s| s.temp_c).max(),
+    }
+}
+
+impl Monitor {
+    /// Starts sampling GPU `index` into `path`; an error says why NVML is not usable here.
+    pub fn start(index: u32, path: &Path) -> Result<Monitor, String> {
+        let nvml = Nvml::init().map_err(|e| format!("NVML unavailable: {e}"))?;
+        nvml.device_by_index(index).map_err(|e| format!("NVML has no GPU {index}: {e}"))?;
+        drop(nvml);
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s2, stop2) = (shared.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            // NVML handles are not Send: the sampler owns its own.
+            let Ok(nvml) = Nvml::init() else { return };
+            let Ok(dev) = nvml.device_by_index(index) else { return };
+            while !stop2.load(Ordering::Relaxed) {
+                let tag = s2.lock().expect("monitor lock").tag.clone();
+                let mem = dev.memory_info().ok();
+                let util = dev.utilization_rates().ok();
+                let proc_mem = tag.pid.and_then(|pid| {
+                    dev.running_compute_processes().ok()?.into_iter().find(|p| p.pid == pid).and_then(|p| match p.used_gpu_memory {
+                        UsedGpuMemory::Used(b) => Some(b),
+                        UsedGpuMemory::Unavailable => None,
+                    })
+                });
+                let sample = Sample {
+                    schema: SCHEMA,
+                    unix_ms: unix_ms(),
+                    tag,
+                    gpu_util_pct: util.as_ref().map(|u| u.gpu),
+                    mem_util_pct: util.as_ref().map(|u| u.memory),
+                    mem_used_bytes: mem.as_ref().map(|m| m.used),
+                    mem_total_bytes: mem.as_ref().map(|m| m.total),
+                    proc_mem_bytes: proc_mem,
+                    power_mw: dev.power_usage().ok(),
+                    energy_mj: dev.total_energy_consumption().ok(),
+                    sm_clock_mhz: dev.clock_info(Clock::SM).ok(),
+                    mem_clock_mhz: dev.clock_info(Clock::Memory).ok(),
+                    temp_c: dev.temperature(TemperatureSensor::Gpu).ok(),
+                    throttle_reasons: dev.current_throttle_reasons().ok().map(|r| r.bits()),
+                };
+                if let Ok(line) = serde_json::to_string(&sample) {
+                    let _ = writeln!(file, "{line}").and_then(|_| file.flush());
+                }
+                {
+                    let mut s = s2.lock().expect("monitor lock");
+                    if s.tag.cell.is_some() && s.tag == sample.tag {
+                        s.cell.push(sample.clone());
+                    }
+                    s.latest = Some(sample);
+                }
+                std::thread::sleep(PERIOD);
+            }
+        });
+        Ok(Monitor { shared, stop, thread: Some(thread) })
+    }
+
+    /// Tags the samples that follow; a new cell starts new cell statistics.
+    pub fn tag(&self, tag: Tag) {
+        let mut s = self.shared.lock().expect("monitor lock");
+        s.cell.clear();
+        s.tag = tag;
+    }
+
+    /// Statistics of the current cell so far.
+    pub fn cell(&self) -> CellStats {
+        cell_stats(&self.shared.lock().expect("monitor lock").cell)
+    }
+
+    pub fn temperature_c(&self) -> Option<u32> {
+        self.shared.lock().expect("monitor lock").latest.as_ref().and_then(|s| s.temp_c)
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(energy: u64, power_mw: u32, used: u64, proc_mem: Option<u64>) -> Sample {
+        Sample {
+            schema: 1,
+            unix_ms: 0,
+            tag: Tag::default(),
+            gpu_util_pct: Some(50),
+            mem_util_pct: None,
+            mem_used_bytes: Some(used),
+            mem_total_bytes: None,
+            proc_mem_bytes: proc_mem,
+            power_mw: Some(power_mw),
+            energy_mj: Some(energy),
+            sm_clock_mhz: None,
+            mem_clock_mhz: None,
+            temp_c: Some(40),
+            throttle_reasons: Some(0),
+        }
+    }
+
+    #[test]
+    fn cell_statistics_take_peaks_energy_difference_and_mean_power() {
+        let s = cell_stats(&[sample(1000, 100_000, 5, None), sample(1600, 300_000, 9, Some(4)), sample(2500, 200_000, 7, Some(6))]);
+        assert_eq!(s.samples, 3);
+        assert_eq!(s.energy_mj, Some(1500));
+        assert_eq!(s.gpu_device_peak_bytes, Some(9));
+        assert_eq!(s.gpu_proc_peak_bytes, Some(6));
+        assert_eq!(s.mean_power_w, Some(200.0));
+        assert_eq!(cell_stats(&[sample(1, 1, 1, None)]).energy_mj, None, "one sample spans no time");
+    }
+
+    #[test]
+    fn without_a_driver_start_says_why() {
+        // On machines with a GPU this starts; everywhere else it must fail with a reason, not panic.
+        match Monitor::start(0, &std::env::temp_dir().join("monitor-test.jsonl")) {
+            Ok(m) => drop(m),
+            Err(e) => assert!(e.starts_with("NVML"), "{e}"),
+        }
+    }
+}
