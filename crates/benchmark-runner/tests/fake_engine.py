@@ -7,6 +7,8 @@ crash     exits with status 3 on its third generate
 hang      stops answering on its second generate
 garbage   prints a non-protocol line instead of its second done
 fail_load answers load with an error
+
+options.oom_batch (any mode): a generate with batch_size >= it answers out_of_memory.
 """
 import json
 import os
@@ -14,6 +16,7 @@ import sys
 import time
 
 mode = "ok"
+oom_batch = None
 generates = 0
 
 
@@ -35,6 +38,7 @@ for line in sys.stdin:
         break
     if kind == "load":
         mode = cmd.get("options", {}).get("mode", "ok")
+        oom_batch = cmd.get("options", {}).get("oom_batch")
         if mode == "fail_load":
             emit({"event": "error", "kind": "internal", "message": "weights are corrupt (on purpose)"})
             continue
@@ -52,6 +56,9 @@ for line in sys.stdin:
             os._exit(3)
         if mode == "hang" and generates == 2:
             time.sleep(3600)
+        if oom_batch is not None and cmd.get("batch_size", 1) >= oom_batch:
+            emit({"event": "error", "id": cmd["id"], "kind": "out_of_memory", "message": "CUDA out of memory (pretend)"})
+            continue
         start = time.perf_counter_ns()
         last, n, b = cmd["prompt"][-1], cmd["max_new_tokens"], cmd.get("batch_size", 1)
         rows = [[(last + k + 1) % 1000 for k in range(n)] for _ in range(b)]
