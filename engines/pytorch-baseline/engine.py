@@ -1,7 +1,12 @@
-"""PyTorch eager baseline engine for the benchmark's JSON-lines protocol (crates/shared-protocol/README.md).
+"""PyTorch engines for the benchmark's JSON-lines protocol (crates/shared-protocol/README.md).
 
-The "typical business deployment" every other engine is compared to: Hugging Face transformers
-`LlamaForCausalLM` with eager attention, a `DynamicCache`, no torch.compile, and a hand-written greedy loop.
+`pytorch_baseline`, the "typical business deployment" every other engine is compared to: Hugging Face
+transformers `LlamaForCausalLM` with eager attention, a `DynamicCache`, no torch.compile, and a
+hand-written greedy loop.
+
+`pytorch_compiled` (options.compile = true), what a careful Python team would deploy: the same model with
+a static KV cache through `generate(cache_implementation="static")`, which compiles the forward pass
+(torch.compile with CUDA graphs) by itself on a GPU. Tokens are timed by a streamer that synchronises.
 Commands arrive on stdin, events leave on stdout (one JSON object per line), logs go to stderr.
 Run it as `python engine.py`; it takes no arguments.
 """
@@ -15,9 +20,12 @@ import threading
 import time
 import traceback
 
+import copy
+
 import torch
 import transformers
 from transformers import DynamicCache, LlamaForCausalLM
+from transformers.generation.streamers import BaseStreamer
 
 PROTOCOL_VERSION = 1
 ENGINE_VERSION = "0.1.0"
@@ -84,10 +92,22 @@ class Engine:
         if "threads" in options:
             torch.set_num_threads(positive_int(options, "threads"))
         self.name = options.get("name", "pytorch_baseline")
+        self.compiled = options.get("compile", False)
+        if not isinstance(self.compiled, bool):
+            raise bad_request("`options.compile` must be a boolean")
 
         model = LlamaForCausalLM.from_pretrained(model_path, dtype=DTYPES[self.dtype_name], attn_implementation="eager")
         self.model = model.to(self.device).eval()
         self.vocab_size = self.model.get_input_embeddings().num_embeddings
+        if self.compiled:
+            # Greedy, exactly max_new_tokens (no end-of-sequence stop), static cache.
+            gc = copy.deepcopy(self.model.generation_config)
+            gc.do_sample, gc.temperature, gc.top_p, gc.top_k = False, None, None, None
+            gc.eos_token_id, gc.pad_token_id = None, 0
+            gc.cache_implementation = "static"
+            self.generation_config = gc
+            # Compile (and capture graphs) now, so load time holds it rather than the first request.
+            self.generate_compiled([0] * 8, 4, 1, lambda tokens, t_ns: None)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.load_ns = time.perf_counter_ns() - started
@@ -106,13 +126,13 @@ class Engine:
                 "name": self.name,
                 "version": f"pytorch-baseline {ENGINE_VERSION} "
                            f"(torch {torch.__version__}, transformers {transformers.__version__})",
-                "backend": "torch-eager",
+                "backend": "torch-compile" if self.compiled else "torch-eager",
                 "device": str(self.device),
                 "dtype": self.dtype_name,
                 "settings": {
                     "attn_implementation": "eager",
-                    "kv_cache": "DynamicCache",
-                    "compile": False,
+                    "kv_cache": "StaticCache" if self.compiled else "DynamicCache",
+                    "compile": self.compiled and self.device.type == "cuda",
                     "threads": torch.get_num_threads(),
                     "torch": torch.__version__,
                     "transformers": transformers.__version__,
@@ -152,24 +172,30 @@ class Engine:
             raise bad_request("`stream` must be a boolean")
 
         started = time.perf_counter_ns()
-        cache = DynamicCache(config=self.model.config)
-        input_ids = torch.tensor([prompt] * batch_size, dtype=torch.long, device=self.device)
         rows = [[] for _ in range(batch_size)]
-        ttft_ns, last_ns, token_ns = 0, 0, []
-        for step in range(max_new_tokens):
-            _, next_ids = self.step(input_ids, cache)
-            tokens = self.to_host(next_ids)
-            now_ns = time.perf_counter_ns() - started
-            if step == 0:
-                ttft_ns = now_ns
-            else:
-                token_ns.append(now_ns - last_ns)
-            last_ns = now_ns
+        stamps = []
+
+        def on_token(tokens, now_ns):
             for row, token in zip(rows, tokens):
                 row.append(token)
             if stream:
-                emit({"event": "token", "id": rid, "step": step, "tokens": tokens, "t_ns": now_ns})
-            input_ids = next_ids.unsqueeze(1)
+                emit({"event": "token", "id": rid, "step": len(stamps), "tokens": tokens, "t_ns": now_ns})
+            stamps.append(now_ns)
+
+        if self.compiled:
+            self.generate_compiled(prompt, max_new_tokens, batch_size, on_token, started)
+        else:
+            cache = DynamicCache(config=self.model.config)
+            input_ids = torch.tensor([prompt] * batch_size, dtype=torch.long, device=self.device)
+            for _ in range(max_new_tokens):
+                _, next_ids = self.step(input_ids, cache)
+                tokens = self.to_host(next_ids)
+                on_token(tokens, time.perf_counter_ns() - started)
+                input_ids = next_ids.unsqueeze(1)
+        if len(stamps) != max_new_tokens:
+            raise RuntimeError(f"generated {len(stamps)} tokens, not {max_new_tokens}")
+        ttft_ns, last_ns = stamps[0], stamps[-1]
+        token_ns = [b - a for a, b in zip(stamps, stamps[1:])]
         return {
             "event": "done",
             "id": rid,
@@ -182,10 +208,42 @@ class Engine:
             "total_ns": last_ns,
         }
 
+    def generate_compiled(self, prompt, max_new_tokens, batch_size, on_token, started=None):
+        """transformers' own generate with the static cache; `on_token(tokens, t_ns)` per step."""
+        started = time.perf_counter_ns() if started is None else started
+        clock = StepClock(self, started, on_token)
+        input_ids = torch.tensor([prompt] * batch_size, dtype=torch.long, device=self.device)
+        self.model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            generation_config=self.config_for(max_new_tokens),
+            streamer=clock,
+        )
+
+    def config_for(self, max_new_tokens, **extra):
+        gc = copy.deepcopy(self.generation_config)
+        gc.max_new_tokens, gc.min_new_tokens = max_new_tokens, None
+        for key, value in extra.items():
+            setattr(gc, key, value)
+        return gc
+
     @torch.inference_mode()
     def logits(self, cmd, rid):
         prompt = self.prompt(cmd)
         steps = positive_int(cmd, "steps")
+        if self.compiled:
+            # Through the compiled path itself, so the gate checks what is timed.
+            input_ids = torch.tensor([prompt], dtype=torch.long, device=self.device)
+            out = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                generation_config=self.config_for(steps, output_logits=True, return_dict_in_generate=True),
+            )
+            values = out.logits[0][0].float()
+            if not torch.isfinite(values).all():
+                raise RuntimeError("the model produced non-finite logits")
+            return {"event": "logits", "id": rid, "logits": values.tolist(),
+                    "tokens": out.sequences[0, len(prompt):].tolist()}
         cache = DynamicCache(config=self.model.config)
         logits, next_ids = self.step(torch.tensor([prompt], dtype=torch.long, device=self.device), cache)
         values = logits[0].float()
@@ -196,6 +254,24 @@ class Engine:
             _, next_ids = self.step(next_ids.unsqueeze(1), cache)
             tokens += self.to_host(next_ids)
         return {"event": "logits", "id": rid, "logits": values.tolist(), "tokens": tokens}
+
+
+class StepClock(BaseStreamer):
+    """Receives each generated step from `generate`, synchronises the device and stamps the time."""
+
+    def __init__(self, engine, started, on_token):
+        self.engine, self.started, self.on_token = engine, started, on_token
+        self.prompt_seen = False
+
+    def put(self, value):
+        if not self.prompt_seen:  # generate first hands over the prompt itself
+            self.prompt_seen = True
+            return
+        tokens = self.engine.to_host(value.reshape(-1))
+        self.on_token(tokens, time.perf_counter_ns() - self.started)
+
+    def end(self):
+        pass
 
 
 def error_event(rid, exc):

@@ -122,6 +122,16 @@ pub struct Workload {
     /// Concurrent scenario: limits for goodput.
     #[serde(default)]
     pub slo: Option<Slo>,
+    /// Run this workload only for these engines (default: every engine of the run). Lets a slow
+    /// engine (the CPU one in a GPU run) sit out sweeps that would take it hours.
+    #[serde(default)]
+    pub engines: Option<Vec<String>>,
+}
+
+impl Workload {
+    pub fn applies_to(&self, engine: &str) -> bool {
+        self.engines.as_ref().is_none_or(|e| e.iter().any(|n| n == engine))
+    }
 }
 
 /// The gate run before timing: logits and greedy tokens against transformers in float32.
@@ -304,10 +314,11 @@ impl Config {
         }
         let config_json = b.model_path.join("config.json");
         if !config_json.is_file() {
+            let preset = if b.model_path.ends_with("tiny") { "tiny" } else { "llama-3.2-1b" };
             return bad(
                 "benchmark.model_path".into(),
                 format!(
-                    "{} is not a checkpoint (no config.json). Make one with `benchmark-runner models synth --preset tiny --out {}`",
+                    "{} is not a checkpoint (no config.json). Make one with `benchmark-runner models synth --preset {preset} --out {}`",
                     b.model_path.display(),
                     b.model_path.display()
                 ),
@@ -345,6 +356,11 @@ impl Config {
             }
             if w.max_new_tokens == 0 {
                 return bad(at("max_new_tokens"), "must be at least 1".into());
+            }
+            for (j, e) in w.engines.iter().flatten().enumerate() {
+                if !self.engines.contains(e) {
+                    return bad(at(&format!("engines[{j}]")), format!("`{e}` is not in the run's `engines`"));
+                }
             }
             let concurrent = w.scenario == Scenario::Concurrent;
             for (field, given) in [("concurrency", !w.concurrency.is_empty()), ("arrival_rates", !w.arrival_rates.is_empty()), ("slo", w.slo.is_some())] {
@@ -465,6 +481,8 @@ workloads:
         assert!(e.contains("workloads[0].concurrency: a concurrent workload needs"), "{e}");
         let e = problem(&GOOD.replace("iterations: 2", "iterations: 2, scenario: concurrent, arrival_rates: [2, -1]"));
         assert!(e.contains("workloads[0].arrival_rates[1]: must be a positive rate"), "{e}");
+        let e = problem(&GOOD.replace("iterations: 2", "iterations: 2, engines: [candle_cuda]"));
+        assert!(e.contains("workloads[0].engines[0]: `candle_cuda` is not in the run's `engines`"), "{e}");
         let e = problem(&GOOD.replace("iterations: 2", "iterations: 2, scenario: soak"));
         assert!(e.contains("workloads[0].scenario: unknown variant `soak`"), "{e}");
         let e = problem(&format!("{GOOD}analysis: {{confidence_level: 95}}\n"));

@@ -71,3 +71,15 @@ pub fn collect(root: &Path, model: &Path) -> Value {
         "started_unix_ms": crate::records::unix_ms(),
     })
 }
+
+/// Runs the copy-bandwidth probe (PyTorch) on GPU `gpu`; the JSON it printed, or why it could not.
+pub fn copy_bandwidth(root: &Path, gpu: u32) -> Value {
+    let script = root.join("crates/benchmark-runner/probes/copy_bandwidth.py");
+    let python = crate::registry::python(root);
+    match Command::new(&python).arg(&script).arg(format!("cuda:{gpu}")).output() {
+        Ok(out) if out.status.success() => serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| json!({ "error": format!("unreadable probe output: {e}") })),
+        Ok(out) => json!({ "error": String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("probe failed").to_string() }),
+        Err(e) => json!({ "error": format!("{}: {e}", python.display()) }),
+    }
+}

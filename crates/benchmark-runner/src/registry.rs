@@ -48,11 +48,13 @@ pub struct Resolved {
 
 impl Registry {
     pub fn builtin() -> Registry {
-        let python = |name: &str, script| EngineSpec {
+        let python = |name: &str, script, compile: bool| EngineSpec {
             name: name.into(),
             device: DeviceClass::Either,
             launch: Launch::Python { script },
-            default_options: [("name".to_string(), serde_json::Value::from(name))].into_iter().collect(),
+            default_options: [("name".to_string(), serde_json::Value::from(name)), ("compile".to_string(), compile.into())]
+                .into_iter()
+                .collect(),
         };
         let rust = |name: &str, device, dir, bin| EngineSpec {
             name: name.into(),
@@ -62,7 +64,8 @@ impl Registry {
         };
         Registry {
             engines: vec![
-                python("pytorch_baseline", "engines/pytorch-baseline/engine.py"),
+                python("pytorch_baseline", "engines/pytorch-baseline/engine.py", false),
+                python("pytorch_compiled", "engines/pytorch-baseline/engine.py", true),
                 rust("lm_rs", DeviceClass::Cpu, "engines/lm-rs-bench", "lm-rs-bench"),
                 rust("candle_cpu", DeviceClass::Cpu, "engines/candle-bench", "candle-bench"),
                 rust("candle_cuda", DeviceClass::Cuda, "engines/candle-bench", "candle-bench"),

@@ -128,6 +128,11 @@ pub fn execute(cfg: &Config, config_text: &str, registry: &Registry, paths: &Run
         Err(why) if on_gpu => eprintln!("GPU monitoring off: {why}"),
         Err(_) => {}
     }
+    if on_gpu {
+        let probe = crate::environment::copy_bandwidth(&paths.root, cfg.system.gpu_device);
+        eprintln!("device copy bandwidth: {}", probe.get("gb_per_s").map_or_else(|| probe.to_string(), |g| format!("{g:.0} GB/s")));
+        std::fs::write(out.join("raw_data/bandwidth_probe.json"), serde_json::to_string_pretty(&probe)? + "\n")?;
+    }
     if cfg.correctness.enabled {
         // References first, each in its own process, so no engine is loaded beside them.
         let mut dtypes: Vec<Dtype> = Vec::new();
@@ -208,7 +213,7 @@ impl Runner<'_> {
     fn engine(&mut self, spec: &EngineSpec) -> anyhow::Result<()> {
         let l = self.launch(spec, None);
         let mut gate_done = !self.cfg.correctness.enabled;
-        for w in &self.cfg.workloads {
+        for w in self.cfg.workloads.iter().filter(|w| w.applies_to(&spec.name)) {
             self.workload(&l, w, &mut gate_done)?;
         }
         Ok(())

@@ -175,6 +175,33 @@ def test_logits_match_the_reference_model(engine, ready, reference):
     assert result["tokens"] == greedy_without_cache(reference, PROMPT, 3)
 
 
+def test_the_compiled_variant_uses_a_static_cache_and_decodes_the_same_tokens(model_dir, reference):
+    compiled = EngineProcess()
+    try:
+        compiled.send(load_command(model_dir, options={"name": "pytorch_compiled", "compile": True, "threads": 1}))
+        ready = compiled.recv()
+        assert ready["event"] == "ready", ready
+        assert ready["engine"]["name"] == "pytorch_compiled"
+        assert ready["engine"]["settings"]["kv_cache"] == "StaticCache"
+        assert ready["engine"]["backend"] == "torch-compile"
+        n = 5
+        compiled.send({"cmd": "generate", "id": "c1", "prompt": PROMPT, "max_new_tokens": n, "batch_size": 2,
+                       "stream": True})
+        streamed = [compiled.recv() for _ in range(n)]
+        done = compiled.recv()
+        assert [e["event"] for e in streamed] == ["token"] * n and done["event"] == "done", done
+        assert done["tokens"] == [greedy_without_cache(reference, PROMPT, n)] * 2
+        assert done["total_ns"] == done["ttft_ns"] + sum(done["token_ns"])
+        compiled.send({"cmd": "logits", "id": "c2", "prompt": PROMPT, "steps": 3})
+        result = compiled.recv()
+        with torch.inference_mode():
+            expected = reference(torch.tensor([PROMPT])).logits[0, -1]
+        torch.testing.assert_close(torch.tensor(result["logits"]), expected, atol=1e-5, rtol=0)
+        assert result["tokens"] == greedy_without_cache(reference, PROMPT, 3)
+    finally:
+        assert compiled.close() == 0
+
+
 def test_reload_takes_the_name_option_and_rejects_unknown_tokens(engine, ready, model_dir):
     engine.send(load_command(model_dir, dtype="bf16", options={"name": "pytorch_compiled"}))
     reloaded = engine.recv()
