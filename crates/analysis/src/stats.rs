@@ -1,0 +1,301 @@
+//! The statistics the report states, each checked against scipy on committed fixtures
+//! (`fixtures/make_scipy_fixtures.py`): descriptive figures, intervals, outliers, and the tests
+//! between two engines.
+
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+
+/// Quantile with linear interpolation between order statistics (numpy's default, "type 7").
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    assert!(!sorted.is_empty(), "quantile of an empty sample");
+    let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
+    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+fn sorted(xs: &[f64]) -> Vec<f64> {
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
+pub fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// Sample variance (n − 1 in the denominator).
+pub fn variance(xs: &[f64]) -> f64 {
+    let m = mean(xs);
+    xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() as f64 - 1.0)
+}
+
+pub fn median(xs: &[f64]) -> f64 {
+    quantile(&sorted(xs), 0.5)
+}
+
+/// Tukey's fences: beyond 1.5 IQR is an outlier, beyond 3 IQR a far-out one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fences {
+    pub q1: f64,
+    pub q3: f64,
+    pub inner: (f64, f64),
+    pub outer: (f64, f64),
+}
+
+impl Fences {
+    pub fn of(xs: &[f64]) -> Fences {
+        let s = sorted(xs);
+        let (q1, q3) = (quantile(&s, 0.25), quantile(&s, 0.75));
+        let iqr = q3 - q1;
+        Fences { q1, q3, inner: (q1 - 1.5 * iqr, q3 + 1.5 * iqr), outer: (q1 - 3.0 * iqr, q3 + 3.0 * iqr) }
+    }
+    pub fn is_outlier(&self, x: f64) -> bool {
+        x < self.inner.0 || x > self.inner.1
+    }
+}
+
+/// Confidence interval for the mean from Student's t.
+pub fn t_interval(xs: &[f64], level: f64) -> Option<(f64, f64)> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let n = xs.len() as f64;
+    let t = StudentsT::new(0.0, 1.0, n - 1.0).ok()?.inverse_cdf(0.5 + level / 2.0);
+    let half = t * (variance(xs) / n).sqrt();
+    let m = mean(xs);
+    Some((m - half, m + half))
+}
+
+/// A small, fixed generator so resampling is reproducible across platforms and crate updates.
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * n as f64) as usize
+    }
+}
+
+fn resample(xs: &[f64], rng: &mut SplitMix64, buf: &mut Vec<f64>) {
+    buf.clear();
+    buf.extend((0..xs.len()).map(|_| xs[rng.below(xs.len())]));
+}
+
+/// Percentile bootstrap interval of `stat` over `resamples` resamples, seeded.
+pub fn bootstrap(xs: &[f64], stat: impl Fn(&[f64]) -> f64, level: f64, resamples: usize, seed: u64) -> Option<(f64, f64)> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let mut rng = SplitMix64(seed);
+    let mut buf = Vec::with_capacity(xs.len());
+    let mut stats: Vec<f64> = (0..resamples)
+        .map(|_| {
+            resample(xs, &mut rng, &mut buf);
+            stat(&buf)
+        })
+        .collect();
+    stats.sort_by(|a, b| a.total_cmp(b));
+    Some((quantile(&stats, (1.0 - level) / 2.0), quantile(&stats, (1.0 + level) / 2.0)))
+}
+
+/// Ratio of medians `a / b` with a bootstrap interval (both samples resampled independently).
+pub fn ratio_of_medians(a: &[f64], b: &[f64], level: f64, resamples: usize, seed: u64) -> Option<(f64, (f64, f64))> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let point = median(a) / median(b);
+    let mut rng = SplitMix64(seed);
+    let (mut ba, mut bb) = (Vec::new(), Vec::new());
+    let mut stats: Vec<f64> = (0..resamples)
+        .map(|_| {
+            resample(a, &mut rng, &mut ba);
+            resample(b, &mut rng, &mut bb);
+            median(&ba) / median(&bb)
+        })
+        .collect();
+    stats.sort_by(|x, y| x.total_cmp(y));
+    Some((point, (quantile(&stats, (1.0 - level) / 2.0), quantile(&stats, (1.0 + level) / 2.0))))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TestResult {
+    pub statistic: f64,
+    pub p_value: f64,
+}
+
+/// Welch's two-sample t-test, two-sided (unequal variances).
+pub fn welch_t(a: &[f64], b: &[f64]) -> Option<TestResult> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (va, vb) = (variance(a) / na, variance(b) / nb);
+    let se2 = va + vb;
+    if se2 == 0.0 {
+        return None;
+    }
+    let t = (mean(a) - mean(b)) / se2.sqrt();
+    let df = se2 * se2 / (va * va / (na - 1.0) + vb * vb / (nb - 1.0));
+    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
+    Some(TestResult { statistic: t, p_value: (2.0 * dist.cdf(-t.abs())).min(1.0) })
+}
+
+/// Average ranks (1-based) of the pooled sample, and the tie groups' sizes.
+fn ranks(pooled: &[f64]) -> (Vec<f64>, Vec<usize>) {
+    let mut idx: Vec<usize> = (0..pooled.len()).collect();
+    idx.sort_by(|&i, &j| pooled[i].total_cmp(&pooled[j]));
+    let mut r = vec![0.0; pooled.len()];
+    let mut ties = Vec::new();
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && pooled[idx[j + 1]] == pooled[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            r[k] = avg;
+        }
+        if j > i {
+            ties.push(j - i + 1);
+        }
+        i = j + 1;
+    }
+    (r, ties)
+}
+
+/// Number of ways to reach each U value for sizes (m, n): the exact null distribution.
+fn u_counts(m: usize, n: usize) -> Vec<f64> {
+    // c[i][j][u]: arrangements of i values of the first sample and j of the second with statistic u.
+    let max_u = m * n;
+    let mut prev: Vec<Vec<f64>> = vec![vec![0.0; max_u + 1]; n + 1];
+    for row in prev.iter_mut() {
+        row[0] = 1.0; // i = 0: U = 0 whatever j is
+    }
+    for _ in 1..=m {
+        let mut cur: Vec<Vec<f64>> = vec![vec![0.0; max_u + 1]; n + 1];
+        cur[0][0] = 1.0;
+        for j in 1..=n {
+            for u in 0..=max_u {
+                // The largest value belongs to the first sample (adds j to U) or to the second.
+                let a = if u >= j { prev[j][u - j] } else { 0.0 };
+                cur[j][u] = a + cur[j - 1][u];
+            }
+        }
+        prev = cur;
+    }
+    prev[n].clone()
+}
+
+/// Mann-Whitney U test, two-sided, as scipy's `mannwhitneyu(a, b, method="auto")`: the exact
+/// distribution when both samples are smaller than 8 and there are no ties, otherwise the normal
+/// approximation with tie correction and continuity correction. The statistic is U of `a`.
+pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<TestResult> {
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let (m, n) = (a.len(), b.len());
+    let pooled: Vec<f64> = a.iter().chain(b).copied().collect();
+    let (r, ties) = ranks(&pooled);
+    let r1: f64 = r[..m].iter().sum();
+    let u1 = r1 - (m * (m + 1)) as f64 / 2.0;
+    let u2 = (m * n) as f64 - u1;
+    let u = u1.max(u2);
+    let p = if m < 8 && n < 8 && ties.is_empty() {
+        let counts = u_counts(m, n);
+        let total: f64 = counts.iter().sum();
+        // P(U >= u) for the larger U, doubled.
+        let upper: f64 = counts[(u.round() as usize)..].iter().sum::<f64>() / total;
+        (2.0 * upper).min(1.0)
+    } else {
+        let (mf, nf) = (m as f64, n as f64);
+        let nn = mf + nf;
+        let tie_term: f64 = ties.iter().map(|&t| (t * t * t - t) as f64).sum::<f64>() / (nn * (nn - 1.0));
+        let sd = (mf * nf / 12.0 * ((nn + 1.0) - tie_term)).sqrt();
+        if sd == 0.0 {
+            1.0
+        } else {
+            let z = (u - mf * nf / 2.0 - 0.5) / sd;
+            (2.0 * (1.0 - Normal::new(0.0, 1.0).ok()?.cdf(z))).min(1.0)
+        }
+    };
+    Some(TestResult { statistic: u1, p_value: p })
+}
+
+/// Holm's step-down adjustment of p-values (family-wise error), in the input order.
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&i, &j| p[i].total_cmp(&p[j]));
+    let mut adjusted = vec![0.0; m];
+    let mut running: f64 = 0.0;
+    for (k, &i) in order.iter().enumerate() {
+        running = running.max(((m - k) as f64 * p[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
+/// Cliff's delta: P(a > b) − P(a < b), from −1 to 1.
+pub fn cliffs_delta(a: &[f64], b: &[f64]) -> f64 {
+    let mut more = 0i64;
+    for x in a {
+        for y in b {
+            more += (x > y) as i64 - (x < y) as i64;
+        }
+    }
+    more as f64 / (a.len() * b.len()) as f64
+}
+
+/// Hodges–Lehmann shift: the median of all differences a_i − b_j.
+pub fn hodges_lehmann(a: &[f64], b: &[f64]) -> f64 {
+    let d: Vec<f64> = a.iter().flat_map(|x| b.iter().map(move |y| x - y)).collect();
+    median(&d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_like_numpy() {
+        let s = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&s, 0.5), 2.5);
+        assert_eq!(quantile(&s, 0.25), 1.75);
+        assert_eq!(median(&[5.0, 1.0, 3.0]), 3.0);
+    }
+
+    #[test]
+    fn exact_u_distribution_has_the_right_total_and_symmetry() {
+        let c = u_counts(3, 4);
+        assert_eq!(c.iter().sum::<f64>(), 35.0); // C(7, 3)
+        for u in 0..=12 {
+            assert_eq!(c[u], c[12 - u]);
+        }
+    }
+
+    #[test]
+    fn holm_is_monotone_and_capped() {
+        assert_eq!(holm(&[0.01, 0.04, 0.03]), vec![0.03, 0.06, 0.06]);
+        assert_eq!(holm(&[0.5, 0.9]), vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn bootstrap_is_reproducible_and_covers_the_median() {
+        let xs: Vec<f64> = (0..50).map(|i| (i * 37 % 50) as f64).collect();
+        let a = bootstrap(&xs, median, 0.95, 2000, 1).unwrap();
+        assert_eq!(a, bootstrap(&xs, median, 0.95, 2000, 1).unwrap());
+        assert!(a.0 < median(&xs) && median(&xs) < a.1, "{a:?}");
+    }
+
+    #[test]
+    fn fences_flag_far_values_only() {
+        let f = Fences::of(&[1.0, 2.0, 3.0, 4.0, 5.0, 100.0]);
+        assert!(f.is_outlier(100.0) && !f.is_outlier(5.0));
+    }
+}
