@@ -24,7 +24,8 @@ if [ ! -f "$model/model.safetensors" ]; then
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 status=0
-"$runner" --config "$config" --output "results/$name" || status=$?
+# Stop the runner well before the device call limit, so whatever was measured still gets packed.
+timeout "${RUN_TIMEOUT_S:-520}" "$runner" --config "$config" --output "results/$name" || status=$?
 tar -C results -cJf "$out/$name.tar.xz" "$name"
 echo "packed results/$name into $out/$name.tar.xz (runner exit $status)"
 exit $status

@@ -496,6 +496,6 @@ workloads:
     #[test]
     fn a_missing_checkpoint_says_how_to_make_one() {
         let e = problem(&GOOD.replace("model_path: MODEL", "model_path: MODEL/nowhere"));
-        assert!(e.contains("benchmark.model_path: ") && e.contains("models synth --preset tiny"), "{e}");
+        assert!(e.contains("benchmark.model_path: ") && e.contains("models synth --preset llama-3.2-1b --out"), "{e}");
     }
 }

@@ -2,21 +2,17 @@
 //! stdout and failed loads each become failure records with a reason, and every other engine is
 //! still measured. Bad configs are refused before any work.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use benchmark_runner::config::Config;
 use benchmark_runner::records::{read_stream, CorrectnessRecord, FailureRecord, RequestRecord};
-use benchmark_runner::registry::{DeviceClass, EngineSpec, Launch, Registry};
+use benchmark_runner::registry::Registry;
 use benchmark_runner::{run, summary};
 
-fn fake(name: &str, mode: &str) -> EngineSpec {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_engine.py");
-    EngineSpec {
-        name: name.into(),
-        device: DeviceClass::Cpu,
-        launch: Launch::Program { program: "python3".into(), args: vec![script.display().to_string()] },
-        default_options: [("mode", mode), ("name", name)].into_iter().map(|(k, v)| (k.to_string(), v.into())).collect(),
-    }
+fn fake(name: &str, mode: &str) -> benchmark_runner::registry::EngineSpec {
+    common::fake(name, &[("mode", mode.into())])
 }
 
 fn registry() -> Registry {
@@ -31,13 +27,8 @@ fn registry() -> Registry {
     ])
 }
 
-/// A checkpoint folder with just what the runner reads itself (engines here are fakes).
 fn stub_model(dir: &Path) -> PathBuf {
-    let m = dir.join("model");
-    std::fs::create_dir_all(&m).unwrap();
-    std::fs::write(m.join("config.json"), r#"{"vocab_size": 1000}"#).unwrap();
-    std::fs::write(m.join("model.safetensors"), "").unwrap();
-    m
+    common::stub_model(dir, r#"{"vocab_size": 1000}"#)
 }
 
 fn config(model: &Path, engines: &str) -> String {
@@ -55,13 +46,7 @@ correctness: {{prompt_lengths: [5], steps: 4}}
 fn run_with(engines: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let model = stub_model(dir.path());
-    let text = config(&model, engines);
-    let file = dir.path().join("faults.yaml");
-    std::fs::write(&file, &text).unwrap();
-    let reg = registry();
-    let cfg = Config::load(&file, dir.path(), &reg).unwrap();
-    let out = dir.path().join("run");
-    run::execute(&cfg, &text, &reg, &run::RunPaths { root: dir.path().into(), output: out.clone() }).unwrap();
+    let out = common::run_config(dir.path(), &config(&model, engines), &registry());
     (dir, out)
 }
 

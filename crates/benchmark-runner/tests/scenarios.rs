@@ -2,40 +2,24 @@
 //! sweep stops at the first out-of-memory batch, load levels put the right requests in flight and
 //! record when each was sent, and the memory limit skips cells before running them.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use benchmark_runner::config::Config;
+use std::path::PathBuf;
+
 use benchmark_runner::records::{read_stream, CellRecord, FailureRecord, LoadLevel, RequestRecord};
-use benchmark_runner::registry::{DeviceClass, EngineSpec, Launch, Registry};
-use benchmark_runner::{run, summary};
-
-fn registry() -> Registry {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_engine.py");
-    Registry::with(vec![EngineSpec {
-        name: "fake".into(),
-        device: DeviceClass::Cpu,
-        launch: Launch::Program { program: "python3".into(), args: vec![script.display().to_string()] },
-        default_options: [("name".to_string(), "fake".into()), ("oom_batch".to_string(), 4.into())].into_iter().collect(),
-    }])
-}
+use benchmark_runner::registry::Registry;
+use benchmark_runner::summary;
 
 fn run_yaml(workloads: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model");
-    std::fs::create_dir_all(&model).unwrap();
     // The shape of Llama-3.2-1B, so memory predictions are realistic; the fake engine ignores it.
-    std::fs::write(model.join("config.json"), model_synth::Preset::Llama32_1b.shape().config_json().to_string()).unwrap();
-    std::fs::write(model.join("model.safetensors"), "").unwrap();
+    let model = common::stub_model(dir.path(), &model_synth::Preset::Llama32_1b.shape().config_json().to_string());
     let text = format!(
         "benchmark: {{name: s, model_path: {}, warmup_iterations: 1, request_timeout_s: 10}}\nengines: [fake]\ncorrectness: {{enabled: false}}\nworkloads:\n{workloads}{extra}",
         model.display()
     );
-    let file = dir.path().join("s.yaml");
-    std::fs::write(&file, &text).unwrap();
-    let reg = registry();
-    let cfg = Config::load(&file, dir.path(), &reg).unwrap();
-    let out = dir.path().join("run");
-    run::execute(&cfg, &text, &reg, &run::RunPaths { root: dir.path().into(), output: out.clone() }).unwrap();
+    let registry = Registry::with(vec![common::fake("fake", &[("oom_batch", 4.into())])]);
+    let out = common::run_config(dir.path(), &text, &registry);
     (dir, out)
 }
 
