@@ -6,23 +6,23 @@
 #   scripts/pack-gpu.sh            # then carry .gpu/ with the repository to the GPU machine
 #   .gpu/unpack.sh                 # there: decompresses into .gpu/bin/ and prints BENCH_BIN_DIR
 #
-# The CUDA toolkit comes from ../shared/cuda/toolkit.sh (pip wheels, see ../shared/GPU.md).
+# The CUDA toolkit (nvcc, cuBLAS headers, a link-only libcuda) comes from $BENCH_CUDA_TOOLKIT, a
+# script printing its exports; by default the build machine's ../shared/cuda/toolkit.sh.
 set -euo pipefail
 
 root=$(git rev-parse --show-toplevel)
-shared=$root/../shared
-cache=${INFERENCE_BENCH_CACHE:-$HOME/.cache/inference-bench}
+cache=${BENCH_CACHE:-$HOME/.cache/inference-bench}
 out=$root/.gpu
 
-# One line per CUDA engine: binary name, crate folder, cargo features, target folder (one per engine
-# and feature set, so the CPU build in <crate>/target is never rebuilt by this script). Features are
-# comma-separated, `-` for none.
-#       name           crate dir               features   target dir
+# One line per CUDA engine: binary, crate folder, cargo features (comma-separated). Each builds into
+# <crate>/target-cuda (linked into the cache, like the CPU builds' target/), so the CPU build is never
+# rebuilt by this script, and is packed as <binary>-cuda, the name the runner's registry looks for.
+#       binary           crate dir                  features
 ENGINES=(
-  "candle-bench        engines/candle-bench    cuda       $cache/target/candle-bench-cuda"
+  "candle-bench        engines/candle-bench       cuda"
 )
 
-eval "$("$shared/cuda/toolkit.sh")"
+eval "$("${BENCH_CUDA_TOOLKIT:-$root/../shared/cuda/toolkit.sh}")"
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -56,24 +56,28 @@ log "benchmark-runner: cargo build --release -p benchmark-runner"
 pack benchmark-runner "${CARGO_TARGET_DIR:-$root/target}/release/benchmark-runner"
 
 for row in "${ENGINES[@]}"; do
-  read -r name dir features target <<< "$row"
-  flags=(--release); [ "$features" = - ] || flags+=(--features "$features")
-  log "$name: cargo build ${flags[*]} (in $dir, target $target)"
-  (cd "$root/$dir" && CARGO_TARGET_DIR=$target cargo build "${flags[@]}")
-  pack "$name" "$target/release/$name"
+  read -r bin dir features <<< "$row"
+  target=$root/$dir/target-cuda
+  if [ ! -e "$target" ]; then
+    mkdir -p "$cache/target/$(basename "$dir")-cuda"
+    ln -s "$cache/target/$(basename "$dir")-cuda" "$target"
+  fi
+  log "$bin: cargo build --release --features $features (in $dir)"
+  (cd "$root/$dir" && CARGO_TARGET_DIR=$target cargo build --release --features "$features")
+  pack "$bin-cuda" "$target/release/$bin"
 done
 
-# Nothing stale travels: drop packed binaries that are no longer in the table.
+# Only what was just packed travels: drop engines no longer in the table and unpacked binaries.
 for f in "$out"/bin/*; do
-  base=$(basename "$f"); base=${base%.xz}
-  [[ " ${packed[*]} " == *" $base "* ]] || { log "removing stale $f"; rm -f "$f"; }
+  [ -e "$f" ] || continue
+  base=$(basename "$f")
+  [[ $base == *.xz && " ${packed[*]} " == *" ${base%.xz} "* ]] || { log "removing $f"; rm -f "$f"; }
 done
 
 cat > "$out/unpack.sh" <<'UNPACK'
 #!/usr/bin/env bash
 # Decompresses every bin/<name>.xz beside this script into bin/<name> (on the GPU machine).
-# Then: export BENCH_BIN_DIR=<this folder>/bin, and the CUDA libraries (see ../shared/GPU.md):
-#   export LD_LIBRARY_PATH=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib:$LD_LIBRARY_PATH
+# scripts/gpu-run.sh calls it, sets BENCH_BIN_DIR to that folder and finds the CUDA libraries.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 for f in "$here"/bin/*.xz; do

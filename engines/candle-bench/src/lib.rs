@@ -76,10 +76,23 @@ fn parse_device(device: &str) -> Result<Target, EngineError> {
     }
 }
 
+/// A candle error without the backtrace candle attaches when RUST_BACKTRACE is set (the protocol
+/// message stays one readable line; the full error goes to stderr, the engine's log).
+fn without_backtrace(e: &candle_core::Error) -> String {
+    use candle_core::Error as E;
+    match e {
+        E::WithBacktrace { inner, .. } => without_backtrace(inner),
+        E::Context { inner, context } => format!("{context}: {}", without_backtrace(inner)),
+        E::WithPath { inner, path } => format!("{}: {}", path.display(), without_backtrace(inner)),
+        other => other.to_string(),
+    }
+}
+
 /// Maps a candle error to the protocol's kinds: CUDA out-of-memory becomes `out_of_memory`.
 fn candle_error(context: &str) -> impl Fn(candle_core::Error) -> EngineError + '_ {
     move |e| {
-        let message = format!("{context}: {e}");
+        eprintln!("candle-bench: {context}: {e}");
+        let message = format!("{context}: {}", without_backtrace(&e));
         let lower = message.to_ascii_lowercase();
         if lower.contains("out_of_memory") || lower.contains("out of memory") {
             EngineError::new(ErrorKind::OutOfMemory, message)
@@ -103,8 +116,8 @@ fn compute_dtype(target: &Target, dtype: Dtype) -> Result<DType, EngineError> {
 #[cfg(feature = "cuda")]
 fn open_cuda(ordinal: usize) -> Result<Device, EngineError> {
     Device::new_cuda(ordinal).map_err(|e| {
-        let message = format!("cannot open cuda:{ordinal}: {e}");
-        EngineError::unsupported(message)
+        eprintln!("candle-bench: cannot open cuda:{ordinal}: {e}");
+        EngineError::unsupported(format!("cannot open cuda:{ordinal}: {}", without_backtrace(&e)))
     })
 }
 
@@ -418,6 +431,17 @@ mod tests {
     fn candle_cpu_argmax_takes_the_first_of_equal_maxima() {
         let logits = Tensor::new(&[[1f32, 3., 0., 3.], [2., 2., 2., 2.]], &Device::Cpu).unwrap();
         assert_eq!(logits.argmax(D::Minus1).unwrap().to_vec1::<u32>().unwrap(), vec![1, 0]);
+    }
+
+    #[test]
+    fn protocol_messages_carry_no_backtrace() {
+        let e = candle_core::Error::Msg("boom".into());
+        let wrapped = candle_core::Error::WithBacktrace {
+            inner: Box::new(e.context("while testing")),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert_eq!(without_backtrace(&wrapped), "while testing: boom");
+        assert_eq!(candle_error("step")(wrapped).message, "step: while testing: boom");
     }
 
     #[test]
