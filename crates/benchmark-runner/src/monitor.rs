@@ -16,13 +16,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::{unix_ms, SCHEMA};
 
-pub const PERIOD: Duration = Duration::from_millis(50);
+/// 25 Hz on a fixed schedule, so the rate stays above 20 Hz however long a round of NVML calls takes.
+pub const PERIOD: Duration = Duration::from_millis(40);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tag {
     pub engine: Option<String>,
     pub workload: Option<String>,
     pub cell: Option<String>,
+    /// `warmup` or `measured`: cell statistics cover the measured part only.
+    pub phase: Option<String>,
     /// The engine process, for its own share of device memory.
     pub pid: Option<u32>,
 }
@@ -111,6 +114,7 @@ impl Monitor {
             // NVML handles are not Send: the sampler owns its own.
             let Ok(nvml) = Nvml::init() else { return };
             let Ok(dev) = nvml.device_by_index(index) else { return };
+            let mut next = std::time::Instant::now();
             while !stop2.load(Ordering::Relaxed) {
                 let tag = s2.lock().expect("monitor lock").tag.clone();
                 let mem = dev.memory_info().ok();
@@ -147,7 +151,8 @@ impl Monitor {
                     }
                     s.latest = Some(sample);
                 }
-                std::thread::sleep(PERIOD);
+                next += PERIOD;
+                std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
             }
         });
         Ok(Monitor { shared, stop, thread: Some(thread) })

@@ -130,7 +130,10 @@ pub fn execute(cfg: &Config, config_text: &str, registry: &Registry, paths: &Run
     }
     if on_gpu {
         let probe = crate::environment::copy_bandwidth(&paths.root, cfg.system.gpu_device);
-        eprintln!("device copy bandwidth: {}", probe.get("gb_per_s").map_or_else(|| probe.to_string(), |g| format!("{g:.0} GB/s")));
+        match probe["gb_per_s"].as_f64() {
+            Some(g) => eprintln!("device copy bandwidth: {g:.0} GB/s"),
+            None => eprintln!("device copy bandwidth probe failed: {probe}"),
+        }
         std::fs::write(out.join("raw_data/bandwidth_probe.json"), serde_json::to_string_pretty(&probe)? + "\n")?;
     }
     if cfg.correctness.enabled {
@@ -220,11 +223,18 @@ impl Runner<'_> {
     }
 
     fn tag(&self, l: &Launch, w: Option<&Workload>, cell: Option<&Cell>, pid: Option<u32>) {
+        self.tag_phase(l, w, cell, pid, None);
+    }
+
+    /// Tags what follows; a new tag starts new cell statistics, so the measured phase is tagged
+    /// apart from the warm-up and the cell's GPU figures cover measured requests only.
+    fn tag_phase(&self, l: &Launch, w: Option<&Workload>, cell: Option<&Cell>, pid: Option<u32>, phase: Option<&str>) {
         if let Some(m) = &self.monitor {
             m.tag(Tag {
                 engine: Some(l.spec.name.clone()),
                 workload: w.map(|w| w.name.clone()),
                 cell: cell.map(Cell::label),
+                phase: phase.map(String::from),
                 pid,
             });
         }
@@ -307,7 +317,7 @@ impl Runner<'_> {
                 }
             }
             let p = proc.as_mut().expect("started above");
-            self.tag(l, Some(w), Some(cell), p.pid());
+            self.tag_phase(l, Some(w), Some(cell), p.pid(), Some("warmup"));
             let started = Instant::now();
             let started_unix_ms = unix_ms();
             let out = match cell.load {
@@ -442,6 +452,9 @@ impl Runner<'_> {
         for i in 0..warmups + w.iterations {
             out.thermal_pause_ms += self.cool_down();
             let (warmup, iteration) = if i < warmups { (true, i) } else { (false, i - warmups) };
+            if i == warmups {
+                self.tag_phase(l, Some(w), Some(cell), p.pid(), Some("measured"));
+            }
             let t = match p
                 .generate(self.request(w, cell, i, warmup, iteration), self.cfg.benchmark.request_timeout_s)
                 .and_then(|t| Self::check_shape(&t, cell.batch, w.max_new_tokens).map(|_| t))
@@ -453,7 +466,9 @@ impl Runner<'_> {
                 }
             };
             out.completed += 1;
-            out.tokens += t.done.tokens.iter().map(Vec::len).sum::<usize>();
+            if !warmup {
+                out.tokens += t.done.tokens.iter().map(Vec::len).sum::<usize>();
+            }
             self.raw.append("requests", &self.record(l, w, cell, warmup, iteration, t, None))?;
             bar.inc(1);
         }
@@ -468,7 +483,6 @@ impl Runner<'_> {
             match p.generate(self.request(w, cell, i, true, i), b.request_timeout_s) {
                 Ok(t) => {
                     out.completed += 1;
-                    out.tokens += t.done.tokens.iter().map(Vec::len).sum::<usize>();
                     self.raw.append("requests", &self.record(l, w, cell, true, i, t, None))?;
                     bar.inc(1);
                 }
@@ -481,6 +495,7 @@ impl Runner<'_> {
         let requests: Vec<GenerateRequest> =
             (0..w.iterations).map(|k| self.request(w, cell, b.warmup_iterations + k, false, k)).collect();
         let index: HashMap<String, usize> = requests.iter().enumerate().map(|(k, r)| (r.id.clone(), k)).collect();
+        self.tag_phase(l, Some(w), Some(cell), p.pid(), Some("measured"));
         let seed = b.seed ^ (cell.prompt as u64).rotate_left(32);
         let LevelOutcome { completed, failed, fault, .. } = load::drive(p, level, requests, seed, b.request_timeout_s);
         for c in completed {
