@@ -14,5 +14,10 @@ for manifest in engines/*/Cargo.toml; do
   (cd "$dir" && cargo test --release)
 done
 
+step "End to end: every scenario on the CPU engines (configs/ci-scenarios.yaml)"
+out=results/ci-scenarios-$(date -u +%Y%m%dT%H%M%SZ)
+./target/release/benchmark-runner --config configs/ci-scenarios.yaml --output "$out"
+python3 scripts/check_run.py "$out"
+
 step "Python tests (pytest)"
 .venv/bin/python -m pytest -q engines/pytorch-baseline/tests crates/model-synth/tests/python

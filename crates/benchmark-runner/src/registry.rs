@@ -69,6 +69,10 @@ impl Registry {
                 rust("lm_rs", DeviceClass::Cpu, "engines/lm-rs-bench", "lm-rs-bench"),
                 rust("candle_cpu", DeviceClass::Cpu, "engines/candle-bench", "candle-bench"),
                 rust("candle_cuda", DeviceClass::Cuda, "engines/candle-bench", "candle-bench"),
+                rust("burn_cpu", DeviceClass::Cpu, "engines/burn-bench", "burn-bench"),
+                rust("burn_cuda", DeviceClass::Cuda, "engines/burn-bench", "burn-bench"),
+                rust("mistral_rs_cpu", DeviceClass::Cpu, "engines/mistral-rs-bench", "mistral-rs-bench"),
+                rust("mistral_rs_cuda", DeviceClass::Cuda, "engines/mistral-rs-bench", "mistral-rs-bench"),
             ],
         }
     }
