@@ -20,6 +20,7 @@ out=$root/.gpu
 #       binary           crate dir                  features
 ENGINES=(
   "candle-bench        engines/candle-bench       cuda"
+  "burn-bench          engines/burn-bench         cuda"
 )
 
 eval "$("${BENCH_CUDA_TOOLKIT:-$root/../shared/cuda/toolkit.sh}")"

@@ -1,0 +1,113 @@
+//! burn_cpu against the transformers float32 fixture, through the real binary on stdin/stdout.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command as Process, Stdio};
+
+use shared_protocol::{Command, Dtype, ErrorKind, Event, GenerateRequest, LoadRequest, LogitsRequest, PROTOCOL_VERSION};
+
+/// Starts the engine, sends `cmds` (then shutdown) and returns every event it wrote.
+fn exchange(cmds: Vec<Command>) -> Vec<Event> {
+    let mut child = Process::new(env!("CARGO_BIN_EXE_burn-bench"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for c in cmds.iter().chain([&Command::Shutdown]) {
+        writeln!(stdin, "{}", c.to_line()).unwrap();
+    }
+    drop(stdin);
+    let events = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(|l| Event::from_line(&l.unwrap()).expect("only protocol lines on stdout"))
+        .collect();
+    assert!(child.wait().unwrap().success());
+    events
+}
+
+fn load_on(dir: &std::path::Path, device: &str, dtype: Dtype) -> Command {
+    Command::Load(LoadRequest {
+        protocol: PROTOCOL_VERSION,
+        model_path: dir.display().to_string(),
+        device: device.into(),
+        dtype,
+        options: [("threads".to_string(), 2.into())].into_iter().collect(),
+    })
+}
+
+fn load(dir: &std::path::Path, dtype: Dtype) -> Command {
+    load_on(dir, "cpu", dtype)
+}
+
+fn tiny() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    model_synth::synthesize(model_synth::Preset::Tiny, model_synth::DEFAULT_SEED, dir.path()).unwrap();
+    dir
+}
+
+#[test]
+fn logits_and_greedy_tokens_match_transformers_float32() {
+    let reference = model_synth::fixture::tiny_reference();
+    let dir = tiny();
+    let mut cmds = vec![load(dir.path(), Dtype::F32)];
+    for (i, p) in reference.prompts.iter().enumerate() {
+        cmds.push(Command::Logits(LogitsRequest { id: format!("p{i}"), prompt: p.clone(), steps: reference.steps }));
+    }
+    let events = exchange(cmds);
+    let Event::Ready(ready) = &events[0] else { panic!("{:?}", events[0]) };
+    assert_eq!(ready.engine.name, "burn_cpu");
+    assert_eq!(ready.engine.settings["burn_version"], "0.21.0");
+    assert_eq!(events.len(), 1 + reference.prompts.len());
+    for (i, e) in events[1..].iter().enumerate() {
+        let Event::Logits(got) = e else { panic!("prompt {i}: {e:?}") };
+        let err = model_synth::fixture::max_rel_error(&got.logits, &reference.logits[i]);
+        eprintln!("prompt {i} ({} tokens): max relative logit error {err:e}", reference.prompts[i].len());
+        assert!(err <= 1e-4, "prompt {i}: max relative logit error {err:e}");
+        assert_eq!(got.tokens, reference.tokens[i], "prompt {i}: greedy tokens");
+    }
+}
+
+#[test]
+fn a_batch_decodes_every_row_like_a_single_request() {
+    let reference = model_synth::fixture::tiny_reference();
+    let dir = tiny();
+    let prompt = reference.prompts[1].clone();
+    let generate = |id: &str, batch_size, stream| {
+        Command::Generate(GenerateRequest { id: id.into(), prompt: prompt.clone(), max_new_tokens: 12, batch_size, stream })
+    };
+    let events = exchange(vec![load(dir.path(), Dtype::F32), generate("one", 1, false), generate("three", 3, true)]);
+    let Event::Done(one) = &events[1] else { panic!("{events:?}") };
+    assert_eq!(one.tokens[0], reference.tokens[1][..12]);
+    let Event::Done(three) = events.last().unwrap() else { panic!("{events:?}") };
+    assert_eq!(three.batch_size, 3);
+    assert_eq!(three.tokens, vec![one.tokens[0].clone(); 3]);
+    assert_eq!(three.token_ns.len(), 11);
+    assert_eq!(three.total_ns, three.ttft_ns + three.token_ns.iter().sum::<u64>());
+    let streamed = events.iter().filter(|e| matches!(e, Event::Token(t) if t.id == "three")).count();
+    assert_eq!(streamed, 12);
+}
+
+#[test]
+fn unsupported_requests_are_refused_with_a_reason() {
+    let dir = tiny();
+    let events = exchange(vec![
+        load(dir.path(), Dtype::Bf16),
+        load(&dir.path().join("nowhere"), Dtype::F32),
+        load_on(dir.path(), "cuda:0", Dtype::Bf16),
+        load_on(dir.path(), "tpu", Dtype::F32),
+    ]);
+    assert_eq!(events.len(), 4, "{events:?}");
+    let Event::Error(e) = &events[0] else { panic!("{events:?}") };
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert!(e.id.is_none());
+    assert!(e.message.contains("f32") && e.message.contains("bf16"), "{}", e.message);
+    let Event::Error(e) = &events[1] else { panic!("{events:?}") };
+    assert!(e.message.contains("nowhere"), "{}", e.message);
+    // The CPU build has no CUDA backend; a CUDA build on a machine without a GPU has no device.
+    // Either way a clean `unsupported`, never a hang or a crash.
+    let Event::Error(e) = &events[2] else { panic!("{events:?}") };
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{}", e.message);
+    assert!(e.message.to_lowercase().contains("cuda"), "{}", e.message);
+    let Event::Error(e) = &events[3] else { panic!("{events:?}") };
+    assert_eq!(e.kind, ErrorKind::BadRequest, "{}", e.message);
+}
