@@ -21,6 +21,7 @@ out=$root/.gpu
 ENGINES=(
   "candle-bench        engines/candle-bench       cuda"
   "burn-bench          engines/burn-bench         cuda"
+  "mistral-rs-bench    engines/mistral-rs-bench   cuda"
 )
 
 eval "$("${BENCH_CUDA_TOOLKIT:-$root/../shared/cuda/toolkit.sh}")"
