@@ -11,6 +11,7 @@ pub mod process;
 pub mod prompts;
 pub mod records;
 pub mod registry;
+pub mod rng;
 pub mod run;
 pub mod summary;
 

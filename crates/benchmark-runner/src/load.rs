@@ -28,17 +28,11 @@ pub struct LevelOutcome {
 
 /// Seeded exponential inter-arrival times, accumulated: the send offsets of an open loop.
 pub fn poisson_arrivals(n: usize, rate_per_s: f64, seed: u64) -> Vec<Duration> {
-    let mut state = seed;
+    let mut rng = crate::rng::SplitMix64(seed);
     let mut t = 0.0;
     (0..n)
         .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let u = ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64; // in (0, 1)
-            t += -u.ln() / rate_per_s;
+            t += -rng.open_unit().ln() / rate_per_s;
             Duration::from_secs_f64(t)
         })
         .collect()
