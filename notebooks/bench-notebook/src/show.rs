@@ -1,0 +1,143 @@
+//! Showing results in a cell. evcxr turns stdout between `EVCXR_BEGIN_CONTENT <mime type>` and
+//! `EVCXR_END_CONTENT` into a rich output of that type, which Jupyter saves in the notebook.
+
+use std::fmt::Write;
+
+/// Shows an HTML fragment as the cell's output.
+pub fn html(fragment: &str) {
+    println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", fragment.trim_end());
+}
+
+/// Shows an SVG document (the `analysis::plots` functions return them) as the cell's output.
+pub fn svg(document: &str) {
+    println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT", document.trim_end());
+}
+
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A number with `digits` decimals, or `–` when there is none (or it is not finite).
+pub fn num(x: Option<f64>, digits: usize) -> String {
+    match x {
+        Some(v) if v.is_finite() => format!("{v:.digits$}"),
+        _ => "–".into(),
+    }
+}
+
+/// An interval as `low–high`, or `–`.
+pub fn interval(ci: Option<[f64; 2]>, digits: usize) -> String {
+    match ci {
+        Some([lo, hi]) if lo.is_finite() && hi.is_finite() => format!("{lo:.digits$}–{hi:.digits$}"),
+        _ => "–".into(),
+    }
+}
+
+/// `median (low–high)`, the interval left out when there is none.
+pub fn with_interval(median: f64, ci: Option<[f64; 2]>, digits: usize) -> String {
+    match ci {
+        Some(_) => format!("{median:.digits$} ({})", interval(ci, digits)),
+        None => format!("{median:.digits$}"),
+    }
+}
+
+fn looks_numeric(s: &str) -> bool {
+    let t = s.trim_start_matches(['−', '-', '+', '×']);
+    t.chars().next().is_some_and(|c| c.is_ascii_digit()) || s == "–"
+}
+
+/// An HTML table built row by row; cells that start with a number are right-aligned.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    caption: Option<String>,
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+    note: Option<String>,
+}
+
+impl Table {
+    pub fn new<S: AsRef<str>>(headers: impl IntoIterator<Item = S>) -> Table {
+        Table { headers: headers.into_iter().map(|h| h.as_ref().to_string()).collect(), ..Table::default() }
+    }
+
+    /// A title above the table.
+    pub fn caption(mut self, caption: impl Into<String>) -> Table {
+        self.caption = Some(caption.into());
+        self
+    }
+
+    /// A line under the table (what the columns mean, where the figures come from).
+    pub fn note(mut self, note: impl Into<String>) -> Table {
+        self.note = Some(note.into());
+        self
+    }
+
+    pub fn row<S: ToString>(&mut self, cells: impl IntoIterator<Item = S>) -> &mut Table {
+        self.rows.push(cells.into_iter().map(|c| c.to_string()).collect());
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn to_html(&self) -> String {
+        let mut out = String::from("<table>\n");
+        if let Some(c) = &self.caption {
+            let _ = writeln!(out, "<caption>{}</caption>", escape(c));
+        }
+        out += "<thead><tr>";
+        for h in &self.headers {
+            let _ = write!(out, "<th>{}</th>", escape(h));
+        }
+        out += "</tr></thead>\n<tbody>\n";
+        for row in &self.rows {
+            out += "<tr>";
+            for cell in row {
+                let align = if looks_numeric(cell) { " style=\"text-align:right\"" } else { "" };
+                let _ = write!(out, "<td{align}>{}</td>", escape(cell));
+            }
+            out += "</tr>\n";
+        }
+        out += "</tbody>\n</table>";
+        if let Some(n) = &self.note {
+            let _ = write!(out, "\n<p><small>{}</small></p>", escape(n));
+        }
+        out
+    }
+
+    /// Shows the table as the cell's output.
+    pub fn show(&self) {
+        html(&self.to_html());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_missing_figures_as_a_dash() {
+        assert_eq!(num(Some(60.126), 1), "60.1");
+        assert_eq!(num(None, 1), "–");
+        assert_eq!(num(Some(f64::NAN), 1), "–");
+        assert_eq!(interval(Some([44.745, 67.519]), 1), "44.7–67.5");
+        assert_eq!(with_interval(60.126, Some([44.745, 67.519]), 1), "60.1 (44.7–67.5)");
+        assert_eq!(with_interval(60.126, None, 2), "60.13");
+    }
+
+    #[test]
+    fn table_escapes_and_aligns() {
+        let mut t = Table::new(["engine", "tok/s"]).caption("a < b").note("n & m");
+        t.row(["<b>", "12.5"]).row(["x", "–"]);
+        let h = t.to_html();
+        assert!(h.contains("<caption>a &lt; b</caption>"));
+        assert!(h.contains("<td>&lt;b&gt;</td><td style=\"text-align:right\">12.5</td>"));
+        assert!(h.contains("<small>n &amp; m</small>"));
+        assert_eq!(t.len(), 2);
+    }
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Executes the notebooks headless and saves them with their outputs, after installing what that
+# needs (each step skipped when already done):
+#   - evcxr's Jupyter kernel (evcxr_jupyter 0.22.0, ~17 min to build the first time on 2 cores),
+#     registered as the `rust` kernel in a project-owned Jupyter folder;
+#   - nbclient & co. (notebooks/requirements.txt) in the project's .venv;
+# then runs the tests of the notebook helper crate and of the executor, and executes every
+# notebooks/*.ipynb in turn (or the notebooks given as arguments) with scripts/execute_notebooks.py,
+# which fails on any error, panic or `?` error in any cell, naming the notebook and the cell.
+#
+#   scripts/notebooks.sh                          # every notebook
+#   scripts/notebooks.sh notebooks/latency.ipynb  # one
+#   BENCH_RUN=results/<run> scripts/notebooks.sh notebooks/latency.ipynb   # on another run
+#   BENCH_MEASURE=1 scripts/notebooks.sh          # measure afresh instead of reading committed runs
+#
+# The first execution compiles the analysis crate and polars inside evcxr (tens of minutes on 2
+# cores); the build is kept in $BENCH_CACHE/evcxr (EVCXR_TMPDIR), so later ones take about a minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache=${BENCH_CACHE:-$HOME/.cache/inference-bench}
+tools=$cache/tools
+evcxr=$tools/bin/evcxr_jupyter
+version=0.22.0
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Where the kernel is registered (evcxr_jupyter --install and jupyter_client both read JUPYTER_PATH),
+# where evcxr keeps its build (one kernel at a time per folder), and an evcxr config folder of the
+# project's own, so that a personal ~/.config/evcxr (init.evcxr, prelude) does not change the outputs.
+export JUPYTER_PATH=$cache/jupyter
+export EVCXR_CONFIG_DIR=$cache/evcxr/config
+notebooks_tmpdir=$cache/evcxr/notebooks
+tests_tmpdir=$cache/evcxr/tests
+mkdir -p "$JUPYTER_PATH" "$EVCXR_CONFIG_DIR" "$notebooks_tmpdir" "$tests_tmpdir"
+
+if [ ! -x .venv/bin/python ] || [ ! -x target/release/benchmark-runner ]; then
+  step "Project setup first (scripts/setup.sh: .venv, the runner, the CPU engines)"
+  scripts/setup.sh
+fi
+
+step "evcxr Jupyter kernel (evcxr_jupyter $version)"
+if ! "$evcxr" --version 2>/dev/null | grep -q "$version"; then
+  # --locked: without it the build fails (ra_ap_span vs salsa). The target folder is kept, so an
+  # interrupted build resumes.
+  CARGO_TARGET_DIR=$cache/target/evcxr-install cargo install --locked "evcxr_jupyter@$version" --root "$tools"
+fi
+if ! grep -qs "\"$evcxr\"" "$JUPYTER_PATH/kernels/rust/kernel.json"; then
+  "$evcxr" --install
+fi
+echo "kernel: $JUPYTER_PATH/kernels/rust ($("$evcxr" --version 2>/dev/null | head -n1))" >&2
+
+step "Python packages for headless execution (notebooks/requirements.txt)"
+stamp=.venv/.notebooks-$(sha256sum notebooks/requirements.txt | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/pip install --disable-pip-version-check -q -r notebooks/requirements.txt
+  touch "$stamp"
+fi
+
+# evcxr resolves the notebooks' dependencies on its own; starting from the workspace's lockfile
+# gives polars & co. the versions the analysis crate is tested with.
+[ -f "$notebooks_tmpdir/Cargo.lock" ] || cp Cargo.lock "$notebooks_tmpdir/Cargo.lock"
+
+step "Notebook helper crate (cargo test, notebooks/bench-notebook)"
+cargo test -q --manifest-path notebooks/bench-notebook/Cargo.toml
+
+step "Executor tests (pytest on tiny evcxr notebooks)"
+EVCXR_TMPDIR=$tests_tmpdir BENCH_REQUIRE_KERNEL=1 .venv/bin/python -m pytest -q notebooks/tests
+
+step "Notebooks (executed in place, saved with outputs)"
+if [ $# -eq 0 ]; then
+  set -- notebooks/*.ipynb
+fi
+start=$(date +%s)
+EVCXR_TMPDIR=$notebooks_tmpdir .venv/bin/python scripts/execute_notebooks.py "$@"
+echo "executed $# notebook(s) in $(( $(date +%s) - start )) s" >&2
