@@ -38,7 +38,8 @@ if [ ! -x .venv/bin/python ] || [ ! -x target/release/benchmark-runner ]; then
 fi
 
 step "evcxr Jupyter kernel (evcxr_jupyter $version)"
-if ! "$evcxr" --version 2>/dev/null | grep -q "$version"; then
+installed() { cargo install --list --root "$tools" 2>/dev/null | grep -q "^evcxr_jupyter v$version:"; }
+if ! installed || [ ! -x "$evcxr" ]; then
   # --locked: without it the build fails (ra_ap_span vs salsa). The target folder is kept, so an
   # interrupted build resumes.
   CARGO_TARGET_DIR=$cache/target/evcxr-install cargo install --locked "evcxr_jupyter@$version" --root "$tools"
@@ -46,7 +47,20 @@ fi
 if ! grep -qs "\"$evcxr\"" "$JUPYTER_PATH/kernels/rust/kernel.json"; then
   "$evcxr" --install
 fi
-echo "kernel: $JUPYTER_PATH/kernels/rust ($("$evcxr" --version 2>/dev/null | head -n1))" >&2
+# evcxr links each cell against Rust's shared libstd through a RUNPATH relative to its build folder,
+# computed one folder too deep: with EVCXR_TMPDIR under $HOME it points at /.rustup and every cell's
+# library fails to load ("dlopen failed", the kernel dies at start). LD_LIBRARY_PATH is searched
+# before RUNPATH, so the kernelspec names the toolchain's library folder (JupyterLab uses it too).
+rustlib="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/lib"
+.venv/bin/python - "$JUPYTER_PATH/kernels/rust/kernel.json" "$rustlib" <<'PY'
+import json, sys
+path, lib = sys.argv[1], sys.argv[2]
+spec = json.load(open(path))
+if spec.get("env", {}).get("LD_LIBRARY_PATH") != lib:
+    spec.setdefault("env", {})["LD_LIBRARY_PATH"] = lib
+    json.dump(spec, open(path, "w"), indent=2)
+PY
+echo "kernel: $JUPYTER_PATH/kernels/rust (evcxr_jupyter $version)" >&2
 
 step "Python packages for headless execution (notebooks/requirements.txt)"
 stamp=.venv/.notebooks-$(sha256sum notebooks/requirements.txt | cut -c1-12)

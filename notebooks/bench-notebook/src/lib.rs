@@ -2,14 +2,17 @@
 //!
 //! - [`source`]: which run a notebook analyses: a committed run by default, another one named by
 //!   `BENCH_RUN`, or a fresh measurement (`BENCH_MEASURE=1`) made by the release runner binary;
+//! - [`run_info`]: the machine a run was measured on, and the model shape of older runs;
 //! - [`show`]: HTML tables and SVG charts in a cell, through evcxr's `EVCXR_BEGIN_CONTENT` protocol,
 //!   and the formatting of figures with their intervals.
 //!
 //! Every figure comes from the `analysis` crate; nothing here computes a statistic, and nothing
 //! here measures: a measurement is the runner's, in its own processes, exactly as on the command line.
 
+pub mod run_info;
 pub mod show;
 pub mod source;
 
-pub use show::{html, interval, num, svg, with_interval, Table};
+pub use run_info::{environment_table, fill_synthetic_shape};
+pub use show::{gate, gb, html, interval, num, pvalue, ratio, svg, with_interval, Table};
 pub use source::{fresh_run, measure, repo_root, run_dir};

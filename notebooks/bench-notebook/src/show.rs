@@ -41,6 +41,43 @@ pub fn with_interval(median: f64, ci: Option<[f64; 2]>, digits: usize) -> String
     }
 }
 
+/// `2.48× (2.10–2.90)`: a ratio of medians with its interval (when it has one).
+pub fn ratio(median: f64, ci: Option<[f64; 2]>) -> String {
+    match ci {
+        Some(_) => format!("{median:.2}× ({})", interval(ci, 2)),
+        None => format!("{median:.2}×"),
+    }
+}
+
+/// The correctness gate's verdict in words: the engine's logits and greedy tokens against the
+/// transformers reference, as the gate recorded them.
+pub fn gate(passed: Option<bool>, max_rel_logit_err: Option<f64>, greedy_match_steps: Option<usize>, steps: Option<usize>) -> String {
+    let err = max_rel_logit_err.map_or("?".into(), |e| format!("{e:.1e}"));
+    let tokens = match (greedy_match_steps, steps) {
+        (Some(g), Some(s)) => format!("{g} of {s}"),
+        _ => "?".into(),
+    };
+    match passed {
+        Some(true) => format!("passed (max relative logit error {err}; greedy tokens identical for {tokens} steps)"),
+        Some(false) => format!("⚠ differs from the reference (max relative logit error {err}; {tokens} greedy tokens identical)"),
+        None => "not checked".into(),
+    }
+}
+
+/// A p-value: three decimals, or scientific notation below 0.001.
+pub fn pvalue(p: Option<f64>) -> String {
+    match p {
+        Some(v) if v.is_finite() && v < 1e-3 => format!("{v:.1e}"),
+        Some(v) if v.is_finite() => format!("{v:.3}"),
+        _ => "–".into(),
+    }
+}
+
+/// Bytes as gigabytes (10⁹) with two decimals, or `–`.
+pub fn gb(bytes: Option<u64>) -> String {
+    num(bytes.map(|b| b as f64 / 1e9), 2)
+}
+
 fn looks_numeric(s: &str) -> bool {
     let t = s.trim_start_matches(['−', '-', '+', '×']);
     t.chars().next().is_some_and(|c| c.is_ascii_digit()) || s == "–"
@@ -128,6 +165,11 @@ mod tests {
         assert_eq!(interval(Some([44.745, 67.519]), 1), "44.7–67.5");
         assert_eq!(with_interval(60.126, Some([44.745, 67.519]), 1), "60.1 (44.7–67.5)");
         assert_eq!(with_interval(60.126, None, 2), "60.13");
+        assert_eq!(ratio(2.4818, Some([2.1, 2.9])), "2.48× (2.10–2.90)");
+        assert_eq!(gate(Some(false), Some(0.0195), Some(23), Some(32)), "⚠ differs from the reference (max relative logit error 1.9e-2; 23 of 32 greedy tokens identical)");
+        assert_eq!(gate(None, None, None, None), "not checked");
+        assert_eq!((pvalue(Some(0.0123)), pvalue(Some(0.000583)), pvalue(None)), ("0.012".into(), "5.8e-4".into(), "–".into()));
+        assert_eq!(gb(Some(2_471_645_608)), "2.47");
     }
 
     #[test]
