@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
 # Runs a config on the GPU machine with the packed binaries (scripts/pack-gpu.sh made .gpu/), and
-# leaves the run directory packed in $OUT (or ./out) to bring back.
+# leaves the run directories packed in $OUT (or ./out) to bring back.
 #   scripts/gpu-run.sh configs/h200-latency.yaml [run-name]
+#   GPU_SPLIT='a,b;c,d' scripts/gpu-run.sh configs/h200.yaml h200-1
+# With GPU_SPLIT, the config's engines are spread over the machine's GPUs, one runner per group
+# (`--engines a,b --gpu 0`, `--engines c,d --gpu 1`, …), all at once, each writing
+# results/<run-name>-gpu<i>: a config too long for one call on one GPU fits on several.
+# burn's CubeCL caches (autotune results, compiled kernels) are kept in target/ here: when
+# .gpu/cubecl-cache.tar.xz exists it is unpacked first, and the caches are packed back into $OUT.
 # The GPU machine has python3 with torch and transformers and no Rust: everything Rust comes packed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 config=$1
 name=${2:-$(basename "$config" .yaml)-$(date -u +%Y%m%dT%H%M%SZ)}
 out=${OUT:-$PWD/out}
-mkdir -p "$out"
+mkdir -p "$out" results target
 bash .gpu/unpack.sh
 export BENCH_BIN_DIR=$PWD/.gpu/bin BENCH_PYTHON=$(command -v python3)
+# CUDA numbers GPUs like NVML (the monitor's numbering) only in PCI bus order.
+export CUDA_DEVICE_ORDER=PCI_BUS_ID
 # cuBLAS/NVRTC for the Rust CUDA engines come from the torch wheel's CUDA 13 libraries.
 nv=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))' 2>/dev/null || true)
 [ -n "$nv" ] && export LD_LIBRARY_PATH=$nv${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# CubeCL reads cubecl.toml from the working directory up: keep compiled kernels as well as autotune
+# results in target/ (by default it keeps only the autotune results).
+[ -f cubecl.toml ] || printf '[compilation]\ncache = "target"\n\n[autotune]\ncache = "target"\n' > cubecl.toml
+[ -f .gpu/cubecl-cache.tar.xz ] && tar -C target -xJf .gpu/cubecl-cache.tar.xz
 runner=.gpu/bin/benchmark-runner
 model=$(sed -n 's/^ *model_path: *"\{0,1\}\([^"]*\)"\{0,1\}.*/\1/p' "$config" | head -n1)
 if [ ! -f "$model/model.safetensors" ]; then
@@ -22,10 +34,30 @@ if [ ! -f "$model/model.safetensors" ]; then
     *tiny) "$runner" models synth --preset tiny --out "$model" ;;
   esac
 fi
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader || true
 status=0
-# Stop the runner well before the device call limit, so whatever was measured still gets packed.
-timeout "${RUN_TIMEOUT_S:-520}" "$runner" --config "$config" --output "results/$name" || status=$?
-tar -C results -cJf "$out/$name.tar.xz" "$name"
-echo "packed results/$name into $out/$name.tar.xz (runner exit $status)"
+# Stop the runners well before the device call limit, so whatever was measured still gets packed.
+limit=${RUN_TIMEOUT_S:-520}
+if [ -n "${GPU_SPLIT:-}" ]; then
+  IFS=';' read -ra groups <<<"$GPU_SPLIT"
+  pids=()
+  for i in "${!groups[@]}"; do
+    timeout "$limit" "$runner" --config "$config" --output "results/$name-gpu$i" --engines "${groups[$i]}" --gpu "$i" \
+      >"results/$name-gpu$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || status=$?
+    tail -n 20 "results/$name-gpu$i.log"
+    mv "results/$name-gpu$i.log" "results/$name-gpu$i/runner.log" 2>/dev/null || true
+  done
+  dirs=()
+  for i in "${!groups[@]}"; do dirs+=("$name-gpu$i"); done
+else
+  timeout "$limit" "$runner" --config "$config" --output "results/$name" || status=$?
+  dirs=("$name")
+fi
+tar -C results -cJf "$out/$name.tar.xz" "${dirs[@]}"
+tar -C target -cJf "$out/cubecl-cache.tar.xz" . 2>/dev/null || true
+echo "packed ${dirs[*]} into $out/$name.tar.xz (runner exit $status)"
 exit $status

@@ -28,7 +28,8 @@ eval "$("${BENCH_CUDA_TOOLKIT:-$root/../shared/cuda/toolkit.sh}")"
 
 log() { printf '== %s\n' "$*" >&2; }
 
-# pack NAME BINARY: xz -9 into .gpu/bin/NAME.xz unless that is already newer than the binary.
+# pack NAME BINARY: stripped (symbols and debug info are most of mistral.rs's 264 MB; the device
+# tree is limited to 64 MiB) and xz -9 into .gpu/bin/NAME.xz, unless that is newer than the binary.
 packed=()
 pack() {
   local name=$1 bin=$2 dst=$out/bin/$1.xz
@@ -36,8 +37,10 @@ pack() {
   if [ "$dst" -nt "$bin" ]; then
     log "$name: $dst is up to date"
   else
-    log "$name: xz -9 $bin"
-    xz -9 -T2 -c "$bin" > "$dst.tmp"
+    log "$name: strip, xz -9 $bin"
+    strip -o "$dst.stripped" "$bin"
+    xz -9 -T2 -c "$dst.stripped" > "$dst.tmp"
+    rm "$dst.stripped"
     mv "$dst.tmp" "$dst"
   fi
   packed+=("$name")

@@ -103,6 +103,45 @@ pub fn bootstrap(xs: &[f64], stat: impl Fn(&[f64]) -> f64, level: f64, resamples
     Some((quantile(&stats, (1.0 - level) / 2.0), quantile(&stats, (1.0 + level) / 2.0)))
 }
 
+/// Samples above this size get the median's bootstrap interval in closed form (below): resampling
+/// every cell of a million-request run thousands of times would dominate the analysis.
+pub const EXACT_BOOTSTRAP_ABOVE: usize = 1000;
+
+/// Percentile-bootstrap interval for the median: resampled (seeded) up to
+/// [`EXACT_BOOTSTRAP_ABOVE`] values, exact above. The second is the same bootstrap with infinitely
+/// many resamples: the median of a resample (its ⌈n/2⌉-th order statistic) is ≤ x₍ₖ₎ exactly when
+/// at least ⌈n/2⌉ of the n draws are ≤ x₍ₖ₎, which is Binomial(n, k/n).
+pub fn median_interval(xs: &[f64], level: f64, resamples: usize, seed: u64) -> Option<(f64, f64)> {
+    if xs.len() <= EXACT_BOOTSTRAP_ABOVE {
+        return bootstrap(xs, median, level, resamples, seed);
+    }
+    let s = sorted(xs);
+    let n = s.len() as u64;
+    let m = n.div_ceil(2);
+    // P(median* ≤ x₍ₖ₎) = P(Bin(n, k/n) ≥ m), increasing in k: binary search for each tail.
+    let p_at_most = |k: u64| -> f64 {
+        if k >= n {
+            return 1.0;
+        }
+        let bin = statrs::distribution::Binomial::new(k as f64 / n as f64, n).expect("valid binomial");
+        use statrs::distribution::DiscreteCDF;
+        bin.sf(m - 1)
+    };
+    let first_reaching = |target: f64| -> usize {
+        let (mut lo, mut hi) = (1u64, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if p_at_most(mid) >= target {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo as usize - 1
+    };
+    Some((s[first_reaching((1.0 - level) / 2.0)], s[first_reaching((1.0 + level) / 2.0)]))
+}
+
 /// Ratio of medians `a / b` with a bootstrap interval (both samples resampled independently).
 pub fn ratio_of_medians(a: &[f64], b: &[f64], level: f64, resamples: usize, seed: u64) -> Option<(f64, (f64, f64))> {
     if a.len() < 2 || b.len() < 2 {
@@ -241,13 +280,15 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
     adjusted
 }
 
-/// Cliff's delta: P(a > b) − P(a < b), from −1 to 1.
+/// Cliff's delta: P(a > b) − P(a < b), from −1 to 1. O((n + m) log m): each x counts the b's
+/// below and above it by binary search in the sorted b.
 pub fn cliffs_delta(a: &[f64], b: &[f64]) -> f64 {
+    let b = sorted(b);
     let mut more = 0i64;
     for x in a {
-        for y in b {
-            more += (x > y) as i64 - (x < y) as i64;
-        }
+        let below = b.partition_point(|y| y < x) as i64;
+        let above = (b.len() - b.partition_point(|y| y <= x)) as i64;
+        more += below - above;
     }
     more as f64 / (a.len() * b.len()) as f64
 }
@@ -291,6 +332,27 @@ mod tests {
         let a = bootstrap(&xs, median, 0.95, 2000, 1).unwrap();
         assert_eq!(a, bootstrap(&xs, median, 0.95, 2000, 1).unwrap());
         assert!(a.0 < median(&xs) && median(&xs) < a.1, "{a:?}");
+    }
+
+    #[test]
+    fn exact_median_bootstrap_agrees_with_resampling() {
+        // Just above the switch, the closed form and 4000 seeded resamples give the same order
+        // statistics, give or take one neighbour.
+        let n = EXACT_BOOTSTRAP_ABOVE + 1;
+        let xs: Vec<f64> = (0..n).map(|i| ((i * 7919) % n) as f64).collect();
+        let exact = median_interval(&xs, 0.95, 0, 0).unwrap();
+        let resampled = bootstrap(&xs, median, 0.95, 4000, 3).unwrap();
+        assert!((exact.0 - resampled.0).abs() <= 2.0 && (exact.1 - resampled.1).abs() <= 2.0, "{exact:?} vs {resampled:?}");
+        // The sample is 0..n: the interval is the median ± 1.96 × √n / 2 order statistics.
+        let half = 1.96 * (n as f64).sqrt() / 2.0;
+        assert!((exact.0 - (500.0 - half)).abs() <= 2.0 && (exact.1 - (500.0 + half)).abs() <= 2.0, "{exact:?}");
+    }
+
+    #[test]
+    fn cliffs_delta_counts_pairs_with_ties() {
+        // Pairs (a > b) − (a < b) over 3 × 3: a = [1, 2, 3], b = [2, 2, 4]: 1: −3, 2: −1, 3: +1 → −3/9.
+        assert!((cliffs_delta(&[1.0, 2.0, 3.0], &[2.0, 2.0, 4.0]) + 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(cliffs_delta(&[5.0, 6.0], &[1.0]), 1.0);
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use shared_protocol::Dtype;
 
+pub use analysis::config::{Settings as Analysis, Slo, KNOWN_TESTS};
+
 use crate::registry::Registry;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,22 +84,6 @@ impl Scenario {
     }
 }
 
-/// Service-level limits a request must meet to count towards goodput.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Slo {
-    /// Time to first token as the client sees it (queueing included).
-    pub ttft_ms: f64,
-    /// Mean time per output token after the first.
-    pub tpot_ms: f64,
-    /// Share of requests that must meet both for a load level to count as sustained.
-    #[serde(default = "default_slo_fraction")]
-    pub min_fraction: f64,
-}
-
-fn default_slo_fraction() -> f64 {
-    0.9
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,19 +147,6 @@ pub struct Correctness {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Analysis {
-    #[serde(default = "default_confidence")]
-    pub confidence_level: f64,
-    #[serde(default)]
-    pub remove_outliers: bool,
-    #[serde(default = "default_true")]
-    pub generate_plots: bool,
-    #[serde(default = "default_tests")]
-    pub statistical_tests: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct System {
     #[serde(default)]
     pub gpu_device: u32,
@@ -226,12 +199,6 @@ fn default_tol_half() -> f64 {
 fn default_greedy_half() -> usize {
     8
 }
-fn default_confidence() -> f64 {
-    0.95
-}
-fn default_tests() -> Vec<String> {
-    vec!["mann_whitney_u".into(), "welch_t_test".into()]
-}
 fn default_thermal() -> f64 {
     85.0
 }
@@ -244,18 +211,12 @@ impl Default for Correctness {
         serde_yaml::from_str("{}").expect("defaults parse")
     }
 }
-impl Default for Analysis {
-    fn default() -> Self {
-        serde_yaml::from_str("{}").expect("defaults parse")
-    }
-}
 impl Default for System {
     fn default() -> Self {
         serde_yaml::from_str("{}").expect("defaults parse")
     }
 }
 
-pub const KNOWN_TESTS: [&str; 2] = ["mann_whitney_u", "welch_t_test"];
 
 impl Config {
     /// Reads, parses and validates; `root` resolves a relative `model_path`.
@@ -268,6 +229,28 @@ impl Config {
         }
         cfg.validate(file, registry)?;
         Ok(cfg)
+    }
+
+    /// Keeps only `engines` (each must be in the config) and/or moves the run to GPU `gpu`, and
+    /// returns the config as run, as YAML, for the run directory.
+    pub fn restrict(&mut self, file: &Path, engines: Option<&[String]>, gpu: Option<u32>) -> Result<String, ConfigError> {
+        if let Some(only) = engines {
+            for name in only {
+                if !self.engines.contains(name) {
+                    return Err(ConfigError::Invalid {
+                        file: file.into(),
+                        path: "engines".into(),
+                        message: format!("--engines: `{name}` is not in this config (it has: {})", self.engines.join(", ")),
+                    });
+                }
+            }
+            self.engines.retain(|e| only.contains(e));
+        }
+        if let Some(gpu) = gpu {
+            self.system.gpu_device = gpu;
+        }
+        let yaml = serde_yaml::to_string(self).expect("a parsed config serialises");
+        Ok(format!("# {} as run (--engines / --gpu applied)\n{yaml}", file.display()))
     }
 
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
@@ -429,6 +412,22 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restricted_config_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        model_synth_stub(dir.path());
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, GOOD.replace("MODEL", &dir.path().display().to_string())).unwrap();
+        let mut cfg = Config::load(&file, dir.path(), &Registry::builtin()).unwrap();
+        let first = cfg.engines[0].clone();
+        let text = cfg.restrict(&file, Some(&[first.clone()]), Some(3)).unwrap();
+        let again = Config::parse(&text, &file).unwrap();
+        assert_eq!((again.engines, again.system.gpu_device), (vec![first], 3));
+        assert_eq!(again.workloads.len(), cfg.workloads.len());
+        let e = cfg.restrict(&file, Some(&["nope".to_string()]), None).unwrap_err().to_string();
+        assert!(e.contains("engines: --engines: `nope` is not in this config"), "{e}");
+    }
 
     fn problem(yaml: &str) -> String {
         let dir = tempfile::tempdir().unwrap();

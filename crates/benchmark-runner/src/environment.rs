@@ -44,11 +44,13 @@ pub fn sha256_file(path: &Path) -> Option<String> {
     Some(format!("{:x}", Sha256::digest(bytes)))
 }
 
-/// The checkpoint's identity: its config's hash, its size, and whether it is synthetic.
+/// The checkpoint's identity: its config's hash, its size, whether it is synthetic, and its
+/// config.json itself (the analysis computes bytes and FLOPs per token from the shape).
 pub fn checkpoint(model: &Path) -> Value {
-    let synthetic: Option<Value> =
-        std::fs::read_to_string(model.join("synthetic.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let read_json = |name: &str| -> Option<Value> { std::fs::read_to_string(model.join(name)).ok().and_then(|t| serde_json::from_str(&t).ok()) };
+    let synthetic = read_json("synthetic.json");
     json!({
+        "config": read_json("config.json"),
         "path": model.display().to_string(),
         "config_sha256": sha256_file(&model.join("config.json")),
         "safetensors_bytes": std::fs::metadata(model.join("model.safetensors")).map(|m| m.len()).ok(),

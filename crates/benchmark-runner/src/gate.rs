@@ -11,7 +11,7 @@ use crate::prompts::prompt_tokens;
 use crate::records::{CorrectnessRecord, SCHEMA};
 
 /// The engine whose answers are the reference.
-pub const REFERENCE_ENGINE: &str = "pytorch_baseline";
+pub const REFERENCE_ENGINE: &str = analysis::config::BASELINE;
 
 /// Probe prompts use their own seed range, apart from the timed prompts.
 const PROBE_SEED: u64 = 0xC0FF_EE00;

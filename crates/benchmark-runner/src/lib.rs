@@ -1,7 +1,6 @@
 //! The benchmark runner: reads a config, drives engines in their own processes over the protocol,
 //! and writes the run directory (ARCHITECTURE.md, "The run directory").
 
-pub mod checkpoint;
 pub mod config;
 pub mod environment;
 pub mod gate;
@@ -9,11 +8,15 @@ pub mod load;
 pub mod monitor;
 pub mod process;
 pub mod prompts;
-pub mod records;
 pub mod registry;
 pub mod rng;
 pub mod run;
-pub mod summary;
+
+// The run directory's record types and the model shape live in the analysis crate, which reads
+// what the runner writes; re-exported under their old paths.
+pub use analysis::model as checkpoint;
+pub use analysis::records;
+pub use analysis::summary;
 
 use std::path::{Path, PathBuf};
 

@@ -21,6 +21,13 @@ struct Cli {
     /// Run directory to create; an existing run is never overwritten.
     #[arg(long, value_name = "DIR")]
     output: Option<PathBuf>,
+    /// Run only these engines of the config (comma-separated), e.g. to spread one config over
+    /// several GPUs. The run directory's config.yaml is then the config as run.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    engines: Option<Vec<String>>,
+    /// GPU index to run on, instead of the config's `system.gpu_device`.
+    #[arg(long, value_name = "N")]
+    gpu: Option<u32>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -32,10 +39,15 @@ enum Cmd {
         #[command(subcommand)]
         command: ModelsCmd,
     },
-    /// Rebuild summary.json from a run's raw data and print the table.
+    /// Rebuild summary.json, tables/ and plots/ of each run from its raw data and print its table.
+    /// With several runs and --reproducibility, also the spread of every cell's median across them.
     Analyze {
-        /// A run directory (results/<run>).
-        run: PathBuf,
+        /// Run directories (results/<run>).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Folder for reproducibility.{json,csv,parquet} across the runs given.
+        #[arg(long, value_name = "DIR")]
+        reproducibility: Option<PathBuf>,
     },
     /// Validate a configuration without running anything.
     Check {
@@ -81,10 +93,27 @@ fn real_main() -> anyhow::Result<()> {
             eprintln!("wrote {} files to {} in {:.1} s", files.len(), out.display(), started.elapsed().as_secs_f64());
             Ok(())
         }
-        Some(Cmd::Analyze { run }) => {
-            let s = summary::build(&run)?;
-            summary::write(&run, &s)?;
-            print!("{}", summary::table(&s));
+        Some(Cmd::Analyze { runs, reproducibility }) => {
+            let mut reports = Vec::new();
+            for run in &runs {
+                let started = std::time::Instant::now();
+                let mut report = analysis::analyze(run)?;
+                analysis::write(&mut report)?;
+                print!("{}", summary::table(&report.summary));
+                eprintln!("{}: analysed {} requests in {:.2} s", run.display(), report.run.requests.len(), started.elapsed().as_secs_f64());
+                reports.push(report);
+            }
+            if let Some(out) = reproducibility {
+                let r = analysis::reproducibility(&reports.iter().collect::<Vec<_>>());
+                let ids: Vec<String> = reports.iter().map(|r| r.run.dir.display().to_string()).collect();
+                analysis::write_reproducibility(&out, &r, &ids)?;
+                for e in &r.per_engine {
+                    eprintln!(
+                        "{}: {}/{} decode cells within {:.0} % across runs (worst {:.1} %)",
+                        e.engine, e.cells_within_limit, e.cells, e.limit * 100.0, e.worst_relative_range * 100.0
+                    );
+                }
+            }
             Ok(())
         }
         Some(Cmd::Check { config }) => {
@@ -96,12 +125,15 @@ fn real_main() -> anyhow::Result<()> {
             let (Some(config), Some(output)) = (cli.config, cli.output) else {
                 anyhow::bail!("give --config FILE and --output DIR (or a subcommand; see --help)");
             };
-            let cfg = Config::load(&config, &root, &registry)?;
-            let text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
+            let mut cfg = Config::load(&config, &root, &registry)?;
+            let mut text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
+            if cli.engines.is_some() || cli.gpu.is_some() {
+                text = cfg.restrict(&config, cli.engines.as_deref(), cli.gpu)?;
+            }
             run::execute(&cfg, &text, &registry, &run::RunPaths { root, output: output.clone() })?;
-            let s = summary::build(&output)?;
-            summary::write(&output, &s)?;
-            print!("{}", summary::table(&s));
+            let mut report = analysis::analyze(&output)?;
+            analysis::write(&mut report)?;
+            print!("{}", summary::table(&report.summary));
             eprintln!("run directory: {}", output.display());
             Ok(())
         }

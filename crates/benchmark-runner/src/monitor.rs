@@ -12,58 +12,12 @@ use std::time::Duration;
 use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
-use serde::{Deserialize, Serialize};
 
+pub use crate::records::{CellStats, Sample, Tag};
 use crate::records::{unix_ms, SCHEMA};
 
 /// 25 Hz on a fixed schedule, so the rate stays above 20 Hz however long a round of NVML calls takes.
 pub const PERIOD: Duration = Duration::from_millis(40);
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Tag {
-    pub engine: Option<String>,
-    pub workload: Option<String>,
-    pub cell: Option<String>,
-    /// `warmup` or `measured`: cell statistics cover the measured part only.
-    pub phase: Option<String>,
-    /// The engine process, for its own share of device memory.
-    pub pid: Option<u32>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Sample {
-    pub schema: u32,
-    pub unix_ms: u128,
-    #[serde(flatten)]
-    pub tag: Tag,
-    pub gpu_util_pct: Option<u32>,
-    pub mem_util_pct: Option<u32>,
-    pub mem_used_bytes: Option<u64>,
-    pub mem_total_bytes: Option<u64>,
-    /// Device memory of the tagged process (not every driver or sandbox reports it).
-    pub proc_mem_bytes: Option<u64>,
-    pub power_mw: Option<u32>,
-    /// The device's energy counter since driver load.
-    pub energy_mj: Option<u64>,
-    pub sm_clock_mhz: Option<u32>,
-    pub mem_clock_mhz: Option<u32>,
-    pub temp_c: Option<u32>,
-    /// NVML's clocks-event (throttle) reason bits; 0 = none.
-    pub throttle_reasons: Option<u64>,
-}
-
-/// What the sampler saw during one cell.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CellStats {
-    pub samples: usize,
-    pub gpu_proc_peak_bytes: Option<u64>,
-    pub gpu_device_peak_bytes: Option<u64>,
-    /// Energy counter difference over the cell.
-    pub energy_mj: Option<u64>,
-    pub mean_power_w: Option<f64>,
-    pub mean_gpu_util_pct: Option<f64>,
-    pub max_temp_c: Option<u32>,
-}
 
 #[derive(Default)]
 struct Shared {

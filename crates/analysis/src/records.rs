@@ -81,7 +81,7 @@ pub struct CellRecord {
     pub rss_bytes: Option<u64>,
     pub peak_rss_bytes: Option<u64>,
     /// What the NVML sampler saw during the measured requests; null without a GPU.
-    pub gpu: Option<crate::monitor::CellStats>,
+    pub gpu: Option<CellStats>,
     pub thermal_pause_ms: u64,
     pub started_unix_ms: u128,
 }
@@ -160,15 +160,67 @@ impl RawData {
     }
 }
 
-/// Reads every record of a stream; a missing file is an empty stream.
-pub fn read_stream<T: for<'de> Deserialize<'de>>(raw_dir: &Path, stream: &str) -> anyhow::Result<Vec<T>> {
+/// Where an NVML sample was taken: the engine, workload and cell that held the GPU then.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tag {
+    pub engine: Option<String>,
+    pub workload: Option<String>,
+    pub cell: Option<String>,
+    /// `warmup` or `measured`: cell statistics cover the measured part only.
+    pub phase: Option<String>,
+    /// The engine process, for its own share of device memory.
+    pub pid: Option<u32>,
+}
+
+/// One NVML sample (`monitor.jsonl`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    pub schema: u32,
+    pub unix_ms: u128,
+    #[serde(flatten)]
+    pub tag: Tag,
+    pub gpu_util_pct: Option<u32>,
+    pub mem_util_pct: Option<u32>,
+    pub mem_used_bytes: Option<u64>,
+    pub mem_total_bytes: Option<u64>,
+    /// Device memory of the tagged process (not every driver or sandbox reports it).
+    pub proc_mem_bytes: Option<u64>,
+    pub power_mw: Option<u32>,
+    /// The device's energy counter since driver load.
+    pub energy_mj: Option<u64>,
+    pub sm_clock_mhz: Option<u32>,
+    pub mem_clock_mhz: Option<u32>,
+    pub temp_c: Option<u32>,
+    /// NVML's clocks-event (throttle) reason bits; 0 = none.
+    pub throttle_reasons: Option<u64>,
+}
+
+/// What the sampler saw during one cell's measured requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CellStats {
+    pub samples: usize,
+    pub gpu_proc_peak_bytes: Option<u64>,
+    pub gpu_device_peak_bytes: Option<u64>,
+    /// Energy counter difference over the cell.
+    pub energy_mj: Option<u64>,
+    pub mean_power_w: Option<f64>,
+    pub mean_gpu_util_pct: Option<f64>,
+    pub max_temp_c: Option<u32>,
+}
+
+/// Reads every record of a stream, lines parsed in parallel; a missing file is an empty stream.
+/// A bad line is an error naming the file and line.
+pub fn read_stream<T: for<'de> Deserialize<'de> + Send>(raw_dir: &Path, stream: &str) -> anyhow::Result<Vec<T>> {
+    use rayon::prelude::*;
     let path = raw_dir.join(format!("{stream}.jsonl"));
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
     };
-    text.lines()
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .par_iter()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1)))

@@ -1,5 +1,5 @@
-//! What the runner itself needs to know about the model: the shape from config.json, for prompt
-//! ids and for predicting a cell's memory before running it (`system.memory_limit_gb`).
+//! The model's shape from its config.json: what the runner needs for prompt ids and for predicting a
+//! cell's memory (`system.memory_limit_gb`), and what the analysis needs for bytes and FLOPs per token.
 
 use std::path::Path;
 
@@ -52,6 +52,15 @@ impl ModelShape {
         2 * (self.num_hidden_layers * self.kv_heads() * self.head_dim()) as u64 * dtype_bytes
     }
 
+    /// Multiply-adds ×2 per generated token in the weight matmuls (attention over the context not
+    /// included): the FLOPs side of the roofline. The tied embedding's lookup is free, its use as the
+    /// output head is not.
+    pub fn matmul_flops_per_token(&self) -> u64 {
+        let embed = self.vocab_size as u64 * self.hidden_size as u64;
+        let norms = (2 * self.num_hidden_layers as u64 + 1) * self.hidden_size as u64;
+        2 * (self.parameters() - norms - if self.tie_word_embeddings { 0 } else { embed })
+    }
+
     /// Weights plus a full KV cache for `batch` sequences of `tokens` positions.
     pub fn predicted_bytes(&self, dtype_bytes: u64, batch: usize, tokens: usize) -> u64 {
         self.parameters() * dtype_bytes + self.kv_bytes_per_token(dtype_bytes) * (batch * tokens) as u64
@@ -71,7 +80,10 @@ mod tests {
         assert_eq!(s.predicted_bytes(2, 1, 0), 2_471_628_800);
     }
 
+    /// The fields of Llama-3.2-1B-Instruct's config.json that the shape reads.
     fn model_synth_config() -> serde_json::Value {
-        model_synth::Preset::Llama32_1b.shape().config_json()
+        serde_json::json!({"vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 8192,
+            "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
+            "head_dim": 64, "tie_word_embeddings": true})
     }
 }

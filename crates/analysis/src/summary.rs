@@ -1,26 +1,38 @@
-//! `summary.json` and the ranked table, rebuilt from raw_data at any time (`benchmark-runner
-//! analyze`). Medians with distribution-free intervals only; the analysis crate owns the rest.
+//! `summary.json`: what a run shows, per engine, rebuilt from raw data at any time. Fields are
+//! documented in `crates/analysis/README.md`; ARCHITECTURE.md's contract is a subset.
 
 use std::path::Path;
 
 use serde::Serialize;
 
-use crate::config::{Config, Slo};
-use crate::gate::REFERENCE_ENGINE;
-use crate::records::{read_stream, CellRecord, CorrectnessRecord, EngineRecord, FailureRecord, LoadLevel, RequestRecord};
+use crate::business::{self, Business, CriterionResult, Tier};
+use crate::cells::{describe, CellKey, CellMetric, Describe};
+use crate::compare::Comparison;
+use crate::config::{Settings, Slo, BASELINE, COMPILED_REFERENCE};
+use crate::records::{CellRecord, FailureRecord, LoadLevel, RequestRecord};
+use crate::requests::{client_ttft_ms, decode_tok_s, tpot_ms};
+use crate::run::Run;
+use crate::stats::ratio_of_medians;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Estimate {
     pub median: f64,
-    /// Order-statistic interval for the median at 95 %; null when n is too small (< 6) for one.
+    /// Bootstrap interval of the median at `confidence_level` (the summary's top level; 0.95 unless
+    /// the config says otherwise); null below 2 values.
     pub ci95: Option<[f64; 2]>,
     pub n: usize,
+}
+
+impl Estimate {
+    fn from(d: Option<Describe>) -> Option<Estimate> {
+        d.map(|d| Estimate { median: d.median, ci95: d.median_ci, n: d.n })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Ratio {
     pub median: f64,
-    /// Filled by the analysis crate (bootstrap); null here.
+    /// Seeded bootstrap interval of the ratio of medians.
     pub ci95: Option<[f64; 2]>,
 }
 
@@ -46,14 +58,22 @@ pub struct EngineSummary {
     pub dtype: Option<String>,
     pub load_ms: Option<f64>,
     pub correctness: CorrectnessSummary,
+    /// Headline figures: every measured request of the latency scenario (one request at a time),
+    /// or of the whole run when it has no latency workload.
     pub decode_tok_per_s: Option<Estimate>,
     pub ttft_ms: Option<Estimate>,
     pub latency_ms: Option<Estimate>,
+    /// p99 of the client-side time to first token over the same requests.
+    pub ttft_p99_ms: Option<f64>,
     /// Runner-side minus engine-side time per request (pipes, JSON, queueing).
     pub harness_overhead_ms: Option<Estimate>,
+    /// Ratio of median decode throughputs against the eager baseline, with a bootstrap interval.
     pub speedup_vs_baseline: Option<Ratio>,
+    /// The same against `pytorch_compiled`.
+    pub speedup_vs_compiled: Option<Ratio>,
     /// Figures of the throughput, concurrent and memory scenarios, and energy.
     pub scenarios: ScenarioFigures,
+    pub business: Business,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -75,8 +95,12 @@ pub struct ThroughputPoint {
     pub prompt_tokens: usize,
     /// All generated tokens of a request (every row) over its end-to-end time.
     pub output_tok_per_s: Option<Estimate>,
+    pub decode_tok_per_s: Option<Estimate>,
     pub requests_per_s: Option<Estimate>,
     pub latency_ms: Option<Estimate>,
+    /// Energy of the cell's measured requests over the tokens they generated.
+    pub energy_per_token_mj: Option<f64>,
+    pub mean_gpu_util_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +129,7 @@ pub struct LoadPoint {
     pub goodput_fraction: Option<f64>,
     pub goodput_requests_per_s: Option<f64>,
     pub meets_slo: Option<bool>,
+    pub mean_gpu_util_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +143,42 @@ pub struct MemoryPoint {
     pub gpu_device_peak_bytes: Option<u64>,
 }
 
+/// Significance of the engine-vs-reference comparisons of a run, counted.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparisonCount {
+    pub comparisons: usize,
+    pub significant: usize,
+    pub tests: Vec<String>,
+    pub correction: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub schema: u32,
+    pub run: serde_json::Value,
+    pub baseline: String,
+    pub compiled_reference: String,
+    pub confidence_level: f64,
+    pub outliers: OutlierNote,
+    pub engines: Vec<EngineSummary>,
+    pub comparisons: ComparisonCount,
+    /// Deployment tiers, each chosen by the stated rule from this run's data.
+    pub tiers: Vec<Tier>,
+    /// The original design's success criteria, evaluated on this run.
+    pub criteria: Vec<CriterionResult>,
+    /// Derived files written beside this one.
+    pub outputs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutlierNote {
+    /// Tukey fences at 1.5 IQR, per cell and metric.
+    pub rule: &'static str,
+    pub removed: bool,
+    /// Outlying values over every cell and metric of the run (see tables/cells.csv per cell).
+    pub flagged: usize,
+}
+
 /// Nearest-rank percentiles.
 pub fn percentiles(mut xs: Vec<f64>) -> Option<Percentiles> {
     if xs.is_empty() {
@@ -128,15 +189,7 @@ pub fn percentiles(mut xs: Vec<f64>) -> Option<Percentiles> {
     Some(Percentiles { p50: at(0.50), p90: at(0.90), p99: at(0.99) })
 }
 
-fn tpot_ms(r: &RequestRecord) -> Option<f64> {
-    (!r.token_ns.is_empty()).then(|| r.token_ns.iter().sum::<u64>() as f64 / r.token_ns.len() as f64 / 1e6)
-}
-
-fn client_ttft_ms(r: &RequestRecord) -> f64 {
-    r.runner_ttft_ns.unwrap_or(r.ttft_ns + r.queue_ns) as f64 / 1e6
-}
-
-fn load_point(workload: &str, level: LoadLevel, prompt: usize, reqs: &[&RequestRecord], failed: usize, slo: Option<Slo>) -> LoadPoint {
+fn load_point(workload: &str, level: LoadLevel, prompt: usize, reqs: &[&RequestRecord], failed: usize, slo: Option<Slo>, cell: Option<&CellRecord>) -> LoadPoint {
     let start = reqs.iter().filter_map(|r| r.sent_offset_ns).min();
     let end = reqs.iter().filter_map(|r| r.sent_offset_ns.map(|o| o + r.runner_total_ns)).max();
     let span_s = match (start, end) {
@@ -144,9 +197,7 @@ fn load_point(workload: &str, level: LoadLevel, prompt: usize, reqs: &[&RequestR
         _ => None,
     };
     let tokens: usize = reqs.iter().map(|r| r.generated_tokens).sum();
-    let good = slo.map(|s| {
-        reqs.iter().filter(|r| client_ttft_ms(r) <= s.ttft_ms && tpot_ms(r).is_none_or(|t| t <= s.tpot_ms)).count()
-    });
+    let good = slo.map(|s| reqs.iter().filter(|r| client_ttft_ms(r) <= s.ttft_ms && tpot_ms(r).is_none_or(|t| t <= s.tpot_ms)).count());
     let total = reqs.len() + failed;
     let fraction = good.filter(|_| total > 0).map(|g| g as f64 / total as f64);
     LoadPoint {
@@ -163,10 +214,11 @@ fn load_point(workload: &str, level: LoadLevel, prompt: usize, reqs: &[&RequestR
         goodput_fraction: fraction,
         goodput_requests_per_s: good.zip(span_s).map(|(g, s)| g as f64 / s),
         meets_slo: fraction.zip(slo).map(|(f, s)| f >= s.min_fraction),
+        mean_gpu_util_pct: cell.and_then(|c| c.gpu.as_ref()?.mean_gpu_util_pct),
     }
 }
 
-fn scenario_figures(name: &str, measured: &[&RequestRecord], cells: &[CellRecord], failures: &[FailureRecord], cfg: Option<&Config>) -> ScenarioFigures {
+fn scenario_figures(run: &Run, name: &str, measured: &[&RequestRecord], settings: &Settings) -> ScenarioFigures {
     let mut f = ScenarioFigures::default();
     let mut keys: Vec<(String, String, usize, usize, Option<LoadLevel>)> = Vec::new();
     for r in measured {
@@ -175,29 +227,35 @@ fn scenario_figures(name: &str, measured: &[&RequestRecord], cells: &[CellRecord
             keys.push(k);
         }
     }
+    let own: Vec<&CellRecord> = run.cells.iter().filter(|c| c.engine == name).collect();
+    let cell_of = |workload: &str, batch: usize, prompt: usize, level: Option<LoadLevel>| {
+        own.iter().copied().find(|c| c.workload == workload && c.batch_size == batch && c.prompt_tokens == prompt && c.load == level)
+    };
+    let est = |xs: Vec<f64>| Estimate::from(describe(&xs, settings, settings.bootstrap_seed));
     for (scenario, workload, batch, prompt, level) in keys {
-        let reqs: Vec<&RequestRecord> = measured
-            .iter()
-            .copied()
-            .filter(|r| r.workload == workload && r.batch_size == batch && r.prompt_tokens == prompt && r.load == level)
-            .collect();
+        let reqs: Vec<&RequestRecord> =
+            measured.iter().copied().filter(|r| r.workload == workload && r.batch_size == batch && r.prompt_tokens == prompt && r.load == level).collect();
+        let cell = cell_of(&workload, batch, prompt, level);
         match (scenario.as_str(), level) {
             ("throughput", _) => f.throughput.push(ThroughputPoint {
                 workload,
                 batch_size: batch,
                 prompt_tokens: prompt,
-                output_tok_per_s: estimate(reqs.iter().map(|r| r.generated_tokens as f64 / (r.total_ns as f64 * 1e-9)).collect()),
-                requests_per_s: estimate(reqs.iter().map(|r| r.batch_size as f64 / (r.total_ns as f64 * 1e-9)).collect()),
-                latency_ms: estimate(reqs.iter().map(|r| r.total_ns as f64 / 1e6).collect()),
+                output_tok_per_s: est(reqs.iter().map(|r| r.generated_tokens as f64 / (r.total_ns as f64 * 1e-9)).collect()),
+                decode_tok_per_s: est(reqs.iter().filter_map(|r| decode_tok_s(r)).collect()),
+                requests_per_s: est(reqs.iter().map(|r| r.batch_size as f64 / (r.total_ns as f64 * 1e-9)).collect()),
+                latency_ms: est(reqs.iter().map(|r| r.total_ns as f64 / 1e6).collect()),
+                energy_per_token_mj: cell.and_then(|c| Some(c.gpu.as_ref()?.energy_mj? as f64 / c.generated_tokens.max(1) as f64)),
+                mean_gpu_util_pct: cell.and_then(|c| c.gpu.as_ref()?.mean_gpu_util_pct),
             }),
             ("concurrent", Some(level)) => {
-                let slo = cfg.and_then(|c| c.workloads.iter().find(|w| w.name == workload)).and_then(|w| w.slo);
-                let failed = failures
+                let failed = run
+                    .failures
                     .iter()
                     .filter(|x| x.engine == name && x.stage == workload && x.request.is_some() && x.prompt_tokens == Some(prompt))
                     .filter(|x| x.request.as_deref().is_some_and(|id| id.contains(&level.label())))
                     .count();
-                f.load.push(load_point(&workload, level, prompt, &reqs, failed, slo));
+                f.load.push(load_point(&workload, level, prompt, &reqs, failed, run.config.slo(&workload), cell));
             }
             _ => {}
         }
@@ -211,7 +269,6 @@ fn scenario_figures(name: &str, measured: &[&RequestRecord], cells: &[CellRecord
             LoadLevel::Closed { .. } => None,
         })
         .reduce(f64::max);
-    let own: Vec<&CellRecord> = cells.iter().filter(|c| c.engine == name).collect();
     f.memory = own
         .iter()
         .filter(|c| c.scenario == "memory" && c.status == "ok")
@@ -238,104 +295,43 @@ fn scenario_figures(name: &str, measured: &[&RequestRecord], cells: &[CellRecord
     f
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub schema: u32,
-    pub run: serde_json::Value,
-    pub baseline: String,
-    pub engines: Vec<EngineSummary>,
+/// The requests behind an engine's headline figures.
+pub fn headline_requests<'a>(run: &'a Run, engine: &str) -> Vec<&'a RequestRecord> {
+    let has_latency = run.requests.iter().any(|r| r.scenario == "latency" && !r.warmup);
+    run.requests.iter().filter(|r| r.engine == engine && !r.warmup && (!has_latency || r.scenario == "latency")).collect()
 }
 
-/// Decode throughput of one request: tokens after the first over the time they took, all rows.
-pub fn decode_tok_per_s(r: &RequestRecord) -> Option<f64> {
-    let decode_ns: u64 = r.token_ns.iter().sum();
-    (decode_ns > 0).then(|| (r.batch_size * r.token_ns.len()) as f64 / (decode_ns as f64 * 1e-9))
-}
-
-/// Median and, for n ≥ 6, the tightest pair of order statistics (j, n−1−j) that cover the median
-/// with at least 95 % probability under Binomial(n, ½) (normal approximation above n = 1000).
-pub fn estimate(mut xs: Vec<f64>) -> Option<Estimate> {
-    if xs.is_empty() {
+fn speedup(run: &Run, engine: &str, reference: &str, settings: &Settings) -> Option<Ratio> {
+    let tok = |e: &str| -> Vec<f64> { headline_requests(run, e).into_iter().filter_map(decode_tok_s).collect() };
+    let (a, b) = (tok(engine), tok(reference));
+    if a.is_empty() || b.is_empty() {
         return None;
     }
-    xs.sort_by(|a, b| a.total_cmp(b));
-    let n = xs.len();
-    let median = if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 };
-    let ci95 = if n < 6 {
-        None
-    } else if n > 1000 {
-        let half = (1.96 * (n as f64).sqrt() / 2.0).ceil() as usize;
-        Some([xs[(n / 2).saturating_sub(half)], xs[(n / 2 + half).min(n - 1)]])
-    } else {
-        // P(B < j+1) for B ~ Bin(n, ½), accumulated until the two tails exceed 2.5 % each.
-        let mut pmf = 0.5f64.powi(n as i32);
-        let mut cdf = pmf;
-        let mut j = 0;
-        while cdf + pmf * (n - j) as f64 / (j + 1) as f64 <= 0.025 {
-            pmf *= (n - j) as f64 / (j + 1) as f64;
-            cdf += pmf;
-            j += 1;
-        }
-        // Coverage of [x_(j), x_(n-1-j)] (0-based) is 1 − 2·P(B ≤ j) ≥ 95 % when P(B ≤ j) ≤ 2.5 %.
-        (cdf <= 0.025).then(|| [xs[j], xs[n - 1 - j]])
-    };
-    Some(Estimate { median, ci95, n })
+    match ratio_of_medians(&a, &b, settings.confidence_level, settings.bootstrap_resamples, settings.bootstrap_seed) {
+        Some((m, ci)) => Some(Ratio { median: m, ci95: Some([ci.0, ci.1]) }),
+        None => Some(Ratio { median: crate::stats::median(&a) / crate::stats::median(&b), ci95: None }),
+    }
 }
 
-pub fn build(run_dir: &Path) -> anyhow::Result<Summary> {
-    let raw = run_dir.join("raw_data");
-    let requests: Vec<RequestRecord> = read_stream(&raw, "requests")?;
-    let failures: Vec<FailureRecord> = read_stream(&raw, "failures")?;
-    let gates: Vec<CorrectnessRecord> = read_stream(&raw, "correctness")?;
-    let readies: Vec<EngineRecord> = read_stream(&raw, "engines")?;
-    let cells: Vec<CellRecord> = read_stream(&raw, "cells")?;
-    let config_text = std::fs::read_to_string(run_dir.join("config.yaml")).unwrap_or_default();
-    let config: serde_json::Value = serde_yaml::from_str(&config_text).unwrap_or(serde_json::Value::Null);
-    let typed_config = Config::parse(&config_text, &run_dir.join("config.yaml")).ok();
-    let environment: serde_json::Value = std::fs::read_to_string(run_dir.join("environment.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
-
-    let mut names: Vec<String> = config["engines"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default();
-    for n in requests.iter().map(|r| &r.engine).chain(failures.iter().map(|f| &f.engine)) {
-        if !names.contains(n) && n != "reference" {
-            names.push(n.clone());
-        }
-    }
-    // The headline figures come from the latency scenario (one request at a time), or from every
-    // request when a run has no latency workload.
-    let has_latency = requests.iter().any(|r| r.scenario == "latency");
-    let mut by_engine: std::collections::HashMap<&str, Vec<&RequestRecord>> = Default::default();
-    let mut all_measured: std::collections::HashMap<&str, Vec<&RequestRecord>> = Default::default();
-    for r in requests.iter().filter(|r| !r.warmup) {
-        all_measured.entry(r.engine.as_str()).or_default().push(r);
-        if !has_latency || r.scenario == "latency" {
-            by_engine.entry(r.engine.as_str()).or_default().push(r);
-        }
-    }
-    let measured = |name: &str| by_engine.get(name).cloned().unwrap_or_default().into_iter();
-    let median_tok_s = |name: &str| estimate(measured(name).filter_map(|r| decode_tok_per_s(r)).collect()).map(|e| e.median);
-    let baseline_tok_s = median_tok_s(REFERENCE_ENGINE);
-
+/// Builds the summary of one run from its raw data and the per-cell tables.
+pub fn assemble(run: &Run, cell_metrics: &[CellMetric], comparisons: &[Comparison], cells: &[(CellKey, Vec<Vec<f64>>)]) -> Summary {
+    let settings = &run.config.analysis;
     let mut engines = Vec::new();
-    for name in &names {
-        let fails: Vec<&FailureRecord> = failures.iter().filter(|f| &f.engine == name && f.kind != "skipped").collect();
-        let ready = readies.iter().find(|r| &r.engine == name);
-        let own_gates: Vec<&CorrectnessRecord> = gates.iter().filter(|g| &g.engine == name).collect();
-        let everything = all_measured.get(name.as_str()).cloned().unwrap_or_default();
-        let n_measured = everything.len();
-        let status = match (n_measured, fails.is_empty()) {
+    for name in run.engine_names() {
+        let fails: Vec<&FailureRecord> = run.failures.iter().filter(|f| f.engine == name && f.kind != "skipped").collect();
+        let ready = run.engines.iter().find(|r| r.engine == name);
+        let gates: Vec<_> = run.correctness.iter().filter(|g| g.engine == name).collect();
+        let everything: Vec<&RequestRecord> = run.requests.iter().filter(|r| r.engine == name && !r.warmup).collect();
+        let status = match (everything.len(), fails.is_empty()) {
             (0, _) => "failed",
             (_, true) => "ok",
             (_, false) => "partial",
         };
-        let tok_s = estimate(measured(name).filter_map(|r| decode_tok_per_s(r)).collect());
-        let ns_to_ms = |ns: u64| ns as f64 / 1e6;
-        engines.push(EngineSummary {
+        let head = headline_requests(run, &name);
+        let est = |xs: Vec<f64>| Estimate::from(describe(&xs, settings, settings.bootstrap_seed));
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let scenarios = scenario_figures(run, &name, &everything, settings);
+        let mut e = EngineSummary {
             name: name.clone(),
             status: status.into(),
             failure: fails.first().map(|f| format!("{} ({}): {}", f.stage, f.kind, f.message)),
@@ -343,44 +339,64 @@ pub fn build(run_dir: &Path) -> anyhow::Result<Summary> {
             version: ready.map(|r| r.ready.engine.version.clone()),
             device: ready.map(|r| r.ready.engine.device.clone()),
             dtype: ready.map(|r| r.ready.engine.dtype.to_string()),
-            load_ms: ready.map(|r| ns_to_ms(r.ready.load_ns)),
+            load_ms: ready.map(|r| ms(r.ready.load_ns)),
             correctness: CorrectnessSummary {
-                passed: (!own_gates.is_empty()).then(|| own_gates.iter().all(|g| g.passed)),
-                max_rel_logit_err: own_gates.iter().map(|g| g.max_rel_logit_err).reduce(f64::max),
-                greedy_match_steps: own_gates.iter().map(|g| g.greedy_match_steps).min(),
-                steps: own_gates.first().map(|g| g.steps),
+                passed: (!gates.is_empty()).then(|| gates.iter().all(|g| g.passed)),
+                max_rel_logit_err: gates.iter().map(|g| g.max_rel_logit_err).reduce(f64::max),
+                greedy_match_steps: gates.iter().map(|g| g.greedy_match_steps).min(),
+                steps: gates.first().map(|g| g.steps),
             },
-            speedup_vs_baseline: match (&tok_s, baseline_tok_s) {
-                (Some(t), Some(b)) if b > 0.0 => Some(Ratio { median: t.median / b, ci95: None }),
-                _ => None,
-            },
-            decode_tok_per_s: tok_s,
-            ttft_ms: estimate(measured(name).map(|r| ns_to_ms(r.ttft_ns)).collect()),
-            latency_ms: estimate(measured(name).map(|r| ns_to_ms(r.total_ns)).collect()),
-            harness_overhead_ms: estimate(
-                measured(name)
-                    .map(|r| (r.runner_total_ns as f64 - (r.total_ns + r.queue_ns) as f64) / 1e6)
-                    .collect(),
-            ),
-            scenarios: scenario_figures(name, &everything, &cells, &failures, typed_config.as_ref()),
-        });
+            decode_tok_per_s: est(head.iter().filter_map(|r| decode_tok_s(r)).collect()),
+            ttft_ms: est(head.iter().map(|r| ms(r.ttft_ns)).collect()),
+            latency_ms: est(head.iter().map(|r| ms(r.total_ns)).collect()),
+            ttft_p99_ms: percentiles(head.iter().map(|r| client_ttft_ms(r)).collect()).map(|p| p.p99),
+            harness_overhead_ms: est(head.iter().map(|r| (r.runner_total_ns as f64 - (r.total_ns + r.queue_ns) as f64) / 1e6).collect()),
+            speedup_vs_baseline: speedup(run, &name, BASELINE, settings),
+            speedup_vs_compiled: speedup(run, &name, COMPILED_REFERENCE, settings),
+            scenarios,
+            business: Business::default(),
+        };
+        e.business = business::figures(run, &e, cells);
+        engines.push(e);
     }
-    Ok(Summary {
+    let tiers = business::tiers(run, &engines);
+    let criteria = business::criteria(&engines, comparisons, settings);
+    Summary {
         schema: 1,
         run: serde_json::json!({
-            "id": run_dir.file_name().map(|s| s.to_string_lossy().to_string()),
-            "config": config["benchmark"]["name"],
-            "environment": environment,
+            "id": run.id,
+            "config": run.config.benchmark.name,
+            "environment": run.environment,
         }),
-        baseline: REFERENCE_ENGINE.into(),
+        baseline: BASELINE.into(),
+        compiled_reference: COMPILED_REFERENCE.into(),
+        confidence_level: settings.confidence_level,
+        outliers: OutlierNote {
+            rule: "Tukey fences: beyond 1.5 IQR from the quartiles, per cell and metric",
+            removed: settings.remove_outliers,
+            flagged: cell_metrics.iter().map(|c| c.stats.outliers).sum(),
+        },
         engines,
-    })
+        comparisons: ComparisonCount {
+            comparisons: comparisons.len(),
+            significant: comparisons.iter().filter(|c| c.significant == Some(true)).count(),
+            tests: settings.statistical_tests.clone(),
+            correction: "Holm, per test over every comparison of the run",
+        },
+        tiers,
+        criteria,
+        outputs: Vec::new(),
+    }
 }
 
 pub fn write(run_dir: &Path, summary: &Summary) -> anyhow::Result<()> {
     let path = run_dir.join("summary.json");
-    std::fs::write(&path, serde_json::to_string_pretty(summary)? + "\n")
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+    std::fs::write(&path, serde_json::to_string_pretty(summary)? + "\n").map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+}
+
+/// Reads a run and builds its summary (no files written).
+pub fn build(run_dir: &Path) -> anyhow::Result<Summary> {
+    Ok(crate::analyze(run_dir)?.summary)
 }
 
 /// The original design's ranked table: fastest decode first, the baseline marked, failures last.
@@ -424,51 +440,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn median_interval_matches_the_binomial_table() {
-        // n = 10: the 95 % distribution-free interval is [x(2), x(9)] in 1-based order statistics
-        // (coverage 97.9 %); n = 6 gives [x(1), x(6)] (96.9 %); n = 5 has none.
-        let e = estimate((1..=10).map(f64::from).collect()).unwrap();
-        assert_eq!((e.median, e.ci95, e.n), (5.5, Some([2.0, 9.0]), 10));
-        let e = estimate((1..=6).map(f64::from).collect()).unwrap();
-        assert_eq!(e.ci95, Some([1.0, 6.0]));
-        assert_eq!(estimate(vec![3.0, 1.0, 2.0, 5.0, 4.0]).unwrap().ci95, None);
-        assert_eq!(estimate(vec![]), None);
-    }
-
-    #[test]
     fn nearest_rank_percentiles() {
         let p = percentiles((1..=100).map(f64::from).collect()).unwrap();
         assert_eq!((p.p50, p.p90, p.p99), (50.0, 90.0, 99.0));
         let p = percentiles(vec![7.0]).unwrap();
         assert_eq!((p.p50, p.p99), (7.0, 7.0));
-    }
-
-    #[test]
-    fn decode_rate_counts_every_row_after_the_first_token() {
-        let r = RequestRecord {
-            schema: 1,
-            engine: "e".into(),
-            workload: "w".into(),
-            scenario: "latency".into(),
-            device: "cpu".into(),
-            dtype: "f32".into(),
-            batch_size: 2,
-            prompt_tokens: 4,
-            max_new_tokens: 3,
-            warmup: false,
-            iteration: 0,
-            generated_tokens: 6,
-            queue_ns: 0,
-            ttft_ns: 5_000_000,
-            token_ns: vec![10_000_000, 30_000_000],
-            total_ns: 45_000_000,
-            runner_ttft_ns: None,
-            runner_total_ns: 46_000_000,
-            load: None,
-            sent_offset_ns: None,
-            unix_ms: 0,
-        };
-        // 2 rows × 2 decode steps in 40 ms = 100 tok/s.
-        assert!((decode_tok_per_s(&r).unwrap() - 100.0).abs() < 1e-9);
     }
 }

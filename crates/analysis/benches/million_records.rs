@@ -1,0 +1,104 @@
+//! How long the analysis of a run with one million request records takes (the goal is ≤ 2 s on
+//! the project's 2-core machines). Writes a synthetic run directory once into
+//! `target/bench-million/` (5 engines × 4 load levels × 50,000 requests, 32 new tokens each, plus
+//! a latency workload), then times each stage and the whole `analyze`, best of three.
+//!
+//!     cargo bench -p analysis --bench million_records
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use analysis::records::{LoadLevel, RequestRecord};
+use analysis::stats::SplitMix64;
+
+const ENGINES: [&str; 5] = ["pytorch_baseline", "pytorch_compiled", "candle_cuda", "burn_cuda", "mistral_rs_cuda"];
+const LEVELS: [LoadLevel; 4] =
+    [LoadLevel::Closed { users: 8 }, LoadLevel::Closed { users: 32 }, LoadLevel::Open { rate_per_s: 4.0 }, LoadLevel::Open { rate_per_s: 16.0 }];
+const PER_CELL: usize = 50_000;
+const LATENCY_PER_ENGINE: usize = 1_000;
+const NEW_TOKENS: usize = 32;
+
+fn record(rng: &mut SplitMix64, engine: usize, level: Option<LoadLevel>, i: usize) -> RequestRecord {
+    let speed = 1.0 + engine as f64;
+    let mut jitter = || 1.0 + (rng.next_u64() % 1000) as f64 / 5000.0;
+    let ttft = (20e6 / speed * jitter()) as u64;
+    let token_ns: Vec<u64> = (1..NEW_TOKENS).map(|_| (10e6 / speed * jitter()) as u64).collect();
+    let total = ttft + token_ns.iter().sum::<u64>();
+    RequestRecord {
+        schema: 1,
+        engine: ENGINES[engine].into(),
+        workload: if level.is_some() { "chat-load".into() } else { "latency".into() },
+        scenario: if level.is_some() { "concurrent".into() } else { "latency".into() },
+        device: "cuda:0".into(),
+        dtype: "bf16".into(),
+        batch_size: 1,
+        prompt_tokens: 128,
+        max_new_tokens: NEW_TOKENS,
+        warmup: false,
+        iteration: i,
+        generated_tokens: NEW_TOKENS,
+        queue_ns: 1000,
+        ttft_ns: ttft,
+        token_ns,
+        total_ns: total,
+        runner_ttft_ns: Some(ttft + 200_000),
+        runner_total_ns: total + 300_000,
+        load: level,
+        sent_offset_ns: level.map(|_| i as u64 * 1_000_000),
+        unix_ms: 1_795_975_853_950 + i as u128,
+    }
+}
+
+fn write_run(dir: &Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir.join("raw_data"))?;
+    std::fs::write(dir.join("config.yaml"), format!("benchmark: {{name: one million requests}}\nengines: {ENGINES:?}\nworkloads:\n  - {{name: chat-load, slo: {{ttft_ms: 50, tpot_ms: 20}}}}\n"))?;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("raw_data/requests.jsonl"))?);
+    let mut rng = SplitMix64(1);
+    let mut n = 0;
+    for e in 0..ENGINES.len() {
+        for i in 0..LATENCY_PER_ENGINE {
+            serde_json::to_writer(&mut f, &record(&mut rng, e, None, i))?;
+            f.write_all(b"\n")?;
+            n += 1;
+        }
+        for level in LEVELS {
+            for i in 0..PER_CELL {
+                serde_json::to_writer(&mut f, &record(&mut rng, e, Some(level), i))?;
+                f.write_all(b"\n")?;
+                n += 1;
+            }
+        }
+    }
+    f.flush()?;
+    Ok(n)
+}
+
+fn main() -> anyhow::Result<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-million");
+    let requests = dir.join("raw_data/requests.jsonl");
+    if !requests.exists() {
+        let t = Instant::now();
+        let n = write_run(&dir)?;
+        eprintln!("wrote {n} records ({:.0} MB) in {:.1} s", std::fs::metadata(&requests)?.len() as f64 / 1e6, t.elapsed().as_secs_f64());
+    }
+    let mut best = f64::INFINITY;
+    for round in 0..3 {
+        let t0 = Instant::now();
+        let run = analysis::Run::load(&dir)?;
+        let t_load = t0.elapsed().as_secs_f64();
+        let n = run.requests.len();
+        let t1 = Instant::now();
+        let report = analysis::analyze_loaded(run)?;
+        let t_analyse = t1.elapsed().as_secs_f64();
+        let total = t0.elapsed().as_secs_f64();
+        best = best.min(total);
+        println!(
+            "round {round}: {n} requests, {} cells, {} comparisons: read+parse {t_load:.2} s, analysis {t_analyse:.2} s, total {total:.2} s",
+            report.cells.len(),
+            report.comparisons.len()
+        );
+    }
+    println!("best of 3: {best:.2} s for one million request records (threads: {})", rayon::current_num_threads());
+    Ok(())
+}

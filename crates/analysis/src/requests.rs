@@ -1,0 +1,129 @@
+//! Every measured request of one or more runs as a polars DataFrame, one row per request, with the
+//! figures each statistic is computed from. Warm-up requests are kept (flagged) so the table
+//! is the whole raw data; every statistic filters them out.
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::records::RequestRecord;
+use crate::run::Run;
+
+/// The per-request figures, their column names and units. Engine-side timings are the engine's own
+/// device-synchronised ones; `client_*` and `e2e_ms` are the runner's (queueing and pipes included).
+pub const METRICS: [(&str, &str); 7] = [
+    ("decode_tok_s", "tok/s"),
+    ("ttft_ms", "ms"),
+    ("latency_ms", "ms"),
+    ("tpot_ms", "ms"),
+    ("output_tok_s", "tok/s"),
+    ("client_ttft_ms", "ms"),
+    ("e2e_ms", "ms"),
+];
+
+/// The columns that name a cell: one batch size × prompt length (or one load level) of one
+/// workload of one engine in one run.
+pub const CELL_KEYS: [&str; 7] = ["run", "engine", "workload", "scenario", "batch_size", "prompt_tokens", "load"];
+
+/// Decode throughput of one request: tokens after the first, all rows, over the time they took.
+pub fn decode_tok_s(r: &RequestRecord) -> Option<f64> {
+    let decode_ns: u64 = r.token_ns.iter().sum();
+    (decode_ns > 0).then(|| (r.batch_size * r.token_ns.len()) as f64 / (decode_ns as f64 * 1e-9))
+}
+
+/// Mean time per output token after the first.
+pub fn tpot_ms(r: &RequestRecord) -> Option<f64> {
+    (!r.token_ns.is_empty()).then(|| r.token_ns.iter().sum::<u64>() as f64 / r.token_ns.len() as f64 / 1e6)
+}
+
+/// Time to first token as the client saw it (queueing included).
+pub fn client_ttft_ms(r: &RequestRecord) -> f64 {
+    r.runner_ttft_ns.unwrap_or(r.ttft_ns + r.queue_ns) as f64 / 1e6
+}
+
+fn metric(r: &RequestRecord, name: &str) -> Option<f64> {
+    let ms = |ns: u64| ns as f64 / 1e6;
+    match name {
+        "decode_tok_s" => decode_tok_s(r),
+        "ttft_ms" => Some(ms(r.ttft_ns)),
+        "latency_ms" => Some(ms(r.total_ns)),
+        "tpot_ms" => tpot_ms(r),
+        "output_tok_s" => (r.total_ns > 0).then(|| r.generated_tokens as f64 / (r.total_ns as f64 * 1e-9)),
+        "client_ttft_ms" => Some(client_ttft_ms(r)),
+        "e2e_ms" => Some(ms(r.runner_total_ns)),
+        _ => unreachable!("unknown metric {name}"),
+    }
+}
+
+/// One row per request of every run given.
+pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
+    let rows: Vec<(&str, &RequestRecord)> = runs.iter().flat_map(|run| run.requests.iter().map(move |r| (run.id.as_str(), r))).collect();
+    let strs = |f: &(dyn Fn(&RequestRecord) -> &str + Sync)| -> Vec<&str> { rows.par_iter().map(|(_, r)| f(r)).collect() };
+    let ints = |f: &(dyn Fn(&RequestRecord) -> u64 + Sync)| -> Vec<u64> { rows.par_iter().map(|(_, r)| f(r)).collect() };
+    let mut columns = vec![
+        Column::new("run".into(), rows.par_iter().map(|(id, _)| *id).collect::<Vec<&str>>()),
+        Column::new("engine".into(), strs(&|r| r.engine.as_str())),
+        Column::new("workload".into(), strs(&|r| r.workload.as_str())),
+        Column::new("scenario".into(), strs(&|r| r.scenario.as_str())),
+        Column::new("device".into(), strs(&|r| r.device.as_str())),
+        Column::new("dtype".into(), strs(&|r| r.dtype.as_str())),
+        Column::new("batch_size".into(), ints(&|r| r.batch_size as u64)),
+        Column::new("prompt_tokens".into(), ints(&|r| r.prompt_tokens as u64)),
+        Column::new("max_new_tokens".into(), ints(&|r| r.max_new_tokens as u64)),
+        Column::new("load".into(), rows.par_iter().map(|(_, r)| r.load.map(|l| l.label()).unwrap_or_default()).collect::<Vec<String>>()),
+        Column::new("warmup".into(), rows.par_iter().map(|(_, r)| r.warmup).collect::<Vec<bool>>()),
+        Column::new("iteration".into(), ints(&|r| r.iteration as u64)),
+        Column::new("generated_tokens".into(), ints(&|r| r.generated_tokens as u64)),
+        Column::new("sent_offset_s".into(), rows.par_iter().map(|(_, r)| r.sent_offset_ns.map(|o| o as f64 * 1e-9)).collect::<Vec<Option<f64>>>()),
+        Column::new("unix_ms".into(), ints(&|r| r.unix_ms as u64)),
+    ];
+    for (name, _) in METRICS {
+        let values: Vec<Option<f64>> = rows.par_iter().map(|(_, r)| metric(r, name)).collect();
+        columns.push(Column::new(name.into(), values));
+    }
+    DataFrame::new_infer_height(columns)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn request(engine: &str, batch: usize, ttft_ms: u64, token_ms: &[u64]) -> RequestRecord {
+        let token_ns: Vec<u64> = token_ms.iter().map(|t| t * 1_000_000).collect();
+        let total_ns = ttft_ms * 1_000_000 + token_ns.iter().sum::<u64>();
+        RequestRecord {
+            schema: 1,
+            engine: engine.into(),
+            workload: "latency".into(),
+            scenario: "latency".into(),
+            device: "cpu".into(),
+            dtype: "f32".into(),
+            batch_size: batch,
+            prompt_tokens: 16,
+            max_new_tokens: token_ms.len() + 1,
+            warmup: false,
+            iteration: 0,
+            generated_tokens: batch * (token_ms.len() + 1),
+            queue_ns: 0,
+            ttft_ns: ttft_ms * 1_000_000,
+            token_ns,
+            total_ns,
+            runner_ttft_ns: None,
+            runner_total_ns: total_ns + 1_000_000,
+            load: None,
+            sent_offset_ns: None,
+            unix_ms: 0,
+        }
+    }
+
+    #[test]
+    fn per_request_figures() {
+        // 2 rows × 2 decode steps in 40 ms = 100 tok/s; 6 tokens in 45 ms.
+        let r = request("e", 2, 5, &[10, 30]);
+        assert!((decode_tok_s(&r).unwrap() - 100.0).abs() < 1e-9);
+        assert!((metric(&r, "output_tok_s").unwrap() - 6.0 / 0.045).abs() < 1e-9);
+        assert_eq!(tpot_ms(&r), Some(20.0));
+        assert_eq!(metric(&r, "e2e_ms"), Some(46.0));
+        // One token only: no decode phase, no decode rate.
+        assert_eq!(decode_tok_s(&request("e", 1, 5, &[])), None);
+    }
+}
