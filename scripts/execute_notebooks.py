@@ -2,7 +2,7 @@
 """Executes Jupyter notebooks headless, in place, and fails loudly on any error in any cell.
 
     .venv/bin/python scripts/execute_notebooks.py notebooks/latency.ipynb [...]
-    options: --timeout S (per cell, default 3600: a cold `:dep` compiles polars), --kernel rust
+    options: --timeout S (per cell, default 7200: a cold `:dep` compiles polars), --kernel rust
 
 Each notebook runs in its own kernel (nbclient), cell by cell, with the notebook's folder as the
 working directory, and is saved with its outputs only when every cell succeeded. With the evcxr
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("notebooks", nargs="+", type=Path)
     p.add_argument("--kernel", default="rust", help="Jupyter kernel name (evcxr registers `rust`)")
-    p.add_argument("--timeout", type=int, default=3600, help="seconds one cell may run (a cold :dep of polars compiles for long)")
+    p.add_argument("--timeout", type=int, default=7200, help="seconds one cell may run (a cold :dep compiles polars: over an hour on 2 busy cores)")
     p.add_argument("--startup-timeout", type=int, default=120, help="seconds the kernel may take to start")
     args = p.parse_args(argv)
 
