@@ -72,6 +72,14 @@ for row in "${ENGINES[@]}"; do
   pack "$bin-cuda" "$target/release/$bin"
 done
 
+# CPU engines that run on the GPU machine's CPU (their ordinary release build).
+for bin in lm-rs-bench; do
+  dir=$root/engines/$bin
+  log "$bin: cargo build --release (in engines/$bin)"
+  (cd "$dir" && cargo build --release)
+  pack "$bin" "$dir/target/release/$bin"
+done
+
 # Only what was just packed travels: drop engines no longer in the table and unpacked binaries.
 for f in "$out"/bin/*; do
   [ -e "$f" ] || continue

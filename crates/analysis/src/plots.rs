@@ -211,9 +211,12 @@ pub fn load_percentiles(summary: &Summary) -> anyhow::Result<String> {
 /// GPU power and utilisation over the run, each sample coloured by the engine that held the GPU.
 pub fn gpu_timeline(run: &Run) -> anyhow::Result<String> {
     let t0 = run.monitor.first().map_or(0, |s| s.unix_ms);
+    // At most ~4000 points: a 10-minute run at 25 Hz would otherwise make a multi-megabyte SVG.
+    let every = run.monitor.len().div_ceil(4000).max(1);
     let tagged: Vec<(&str, f64, Option<f64>, Option<f64>)> = run
         .monitor
         .iter()
+        .step_by(every)
         .map(|s| {
             let t = (s.unix_ms.saturating_sub(t0)) as f64 / 1000.0;
             (s.tag.engine.as_deref().unwrap_or("idle"), t, s.power_mw.map(|p| p as f64 / 1000.0), s.gpu_util_pct.map(f64::from))
@@ -227,7 +230,7 @@ pub fn gpu_timeline(run: &Run) -> anyhow::Result<String> {
         engines.sort();
         engines.dedup();
         for (area, title, y_desc, top, pick) in [
-            (&upper, "GPU power and utilisation over the run (NVML)", "power (W)", top_power, 2usize),
+            (&upper, "GPU power and utilisation over the run (NVML, every sample up to 4000)", "power (W)", top_power, 2usize),
             (&lower, "", "utilisation (%)", 105.0, 3usize),
         ] {
             let mut chart = ChartBuilder::on(area).caption(title, (FONT, 18)).margin(8).x_label_area_size(35).y_label_area_size(60).build_cartesian_2d(bt.0..bt.1.max(bt.0 + 1.0), 0.0..top)?;

@@ -212,9 +212,19 @@ pub struct CellStats {
 /// A bad line is an error naming the file and line.
 pub fn read_stream<T: for<'de> Deserialize<'de> + Send>(raw_dir: &Path, stream: &str) -> anyhow::Result<Vec<T>> {
     use rayon::prelude::*;
-    let path = raw_dir.join(format!("{stream}.jsonl"));
+    let mut path = raw_dir.join(format!("{stream}.jsonl"));
+    let gz = raw_dir.join(format!("{stream}.jsonl.gz"));
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
+        // Committed runs keep large streams gzipped (`gzip -k -9`); both forms read the same.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && gz.exists() => {
+            use std::io::Read;
+            let mut t = String::new();
+            let f = File::open(&gz).map_err(|e| anyhow::anyhow!("{}: {e}", gz.display()))?;
+            flate2::read::GzDecoder::new(f).read_to_string(&mut t).map_err(|e| anyhow::anyhow!("{}: {e}", gz.display()))?;
+            path = gz;
+            t
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
     };
