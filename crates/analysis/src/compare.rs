@@ -16,6 +16,23 @@ pub const COMPARED: [&str; 2] = ["decode_tok_s", "ttft_ms"];
 /// Above this many resample-values (resamples × (n + m)) the speedup bootstrap uses fewer
 /// resamples (never under 200); the count used is in each row.
 const RESAMPLE_BUDGET: usize = 20_000_000;
+/// Above this many values in the two samples together, the speedup's interval comes from each
+/// median's closed-form bootstrap interval (`stats::median_interval`) combined on the log scale,
+/// instead of resampling both samples (0 resamples in the row says so).
+const CLOSED_FORM_ABOVE: usize = 20_000;
+
+fn ratio_closed_form(a: &[f64], b: &[f64], level: f64) -> Option<(f64, (f64, f64))> {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    let z = Normal::new(0.0, 1.0).ok()?.inverse_cdf(0.5 + level / 2.0);
+    let log_se = |xs: &[f64]| -> Option<f64> {
+        let (lo, hi) = crate::stats::median_interval(xs, level, 0, 0)?;
+        (lo > 0.0).then(|| (hi.ln() - lo.ln()) / (2.0 * z))
+    };
+    let r = median(a) / median(b);
+    let se = (log_se(a)?.powi(2) + log_se(b)?.powi(2)).sqrt();
+    Some((r, ((r.ln() - z * se).exp(), (r.ln() + z * se).exp())))
+}
+
 /// Hodges–Lehmann takes all n × m differences: only for samples up to this product.
 const HL_MAX_PAIRS: usize = 1_000_000;
 
@@ -85,9 +102,13 @@ pub fn compare(cells: &[(CellKey, Vec<Vec<f64>>)], references: &[&str], settings
         .enumerate()
         .map(|(i, (k, a, reference, b, metric))| {
             let (num, den) = if higher_is_better(metric) { (a, b) } else { (b, a) };
-            let resamples = settings.bootstrap_resamples.min((RESAMPLE_BUDGET / (a.len() + b.len())).max(200));
-            let seed = settings.bootstrap_seed.wrapping_add(i as u64);
-            let ratio = ratio_of_medians(num, den, settings.confidence_level, resamples, seed);
+            let (ratio, resamples) = if a.len() + b.len() > CLOSED_FORM_ABOVE {
+                (ratio_closed_form(num, den, settings.confidence_level), 0)
+            } else {
+                let resamples = settings.bootstrap_resamples.min((RESAMPLE_BUDGET / (a.len() + b.len())).max(200));
+                let seed = settings.bootstrap_seed.wrapping_add(i as u64);
+                (ratio_of_medians(num, den, settings.confidence_level, resamples, seed), resamples)
+            };
             let mw = tests("mann_whitney_u").then(|| mann_whitney_u(a, b)).flatten();
             let wt = tests("welch_t_test").then(|| welch_t(a, b)).flatten();
             Comparison {

@@ -28,8 +28,18 @@ pub fn variance(xs: &[f64]) -> f64 {
     xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() as f64 - 1.0)
 }
 
+/// Median by selection, O(n) (numpy's median for even n: the mean of the two middle values).
 pub fn median(xs: &[f64]) -> f64 {
-    quantile(&sorted(xs), 0.5)
+    assert!(!xs.is_empty(), "median of an empty sample");
+    let mut v = xs.to_vec();
+    let n = v.len();
+    let (_, &mut upper, _) = v.select_nth_unstable_by(n / 2, |a, b| a.total_cmp(b));
+    if n % 2 == 1 {
+        upper
+    } else {
+        let lower = v[..n / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lower + upper) / 2.0
+    }
 }
 
 /// Tukey's fences: beyond 1.5 IQR is an outlier, beyond 3 IQR a far-out one.
