@@ -19,5 +19,8 @@ out=results/ci-scenarios-$(date -u +%Y%m%dT%H%M%SZ)
 ./target/release/benchmark-runner --config configs/ci-scenarios.yaml --output "$out"
 python3 scripts/check_run.py "$out"
 
+step "The book: build it and check every page in headless Chromium (scripts/book.sh)"
+scripts/book.sh
+
 step "Python tests (pytest)"
 .venv/bin/python -m pytest -q engines/pytorch-baseline/tests crates/model-synth/tests/python
