@@ -62,7 +62,8 @@ pub fn environment_table(environment: &Value) -> Table {
     t.row(["source".to_string(), format!("git {commit}{dirty}")]);
     if let Some(ms) = environment.get("started_unix_ms").and_then(Value::as_u64) {
         let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-        t.row(["started".to_string(), crate::source::utc_stamp(when)]);
+        let stamp = crate::source::utc_stamp(when);
+        t.row(["started".to_string(), format!("{}-{}-{} {}:{}:{} UTC", &stamp[0..4], &stamp[4..6], &stamp[6..8], &stamp[9..11], &stamp[11..13], &stamp[13..15])]);
     }
     t
 }
@@ -90,5 +91,6 @@ mod tests {
         let html = environment_table(&env).to_html();
         assert!(html.contains("NVIDIA H200 (driver 580.159.04, 143771 MiB, power limit 700.00 W)"), "{html}");
         assert!(html.contains("synthetic, preset llama-3.2-1b"));
+        assert!(html.contains("2026-11-29 18:10:53 UTC</td>"), "{html}");
     }
 }

@@ -52,7 +52,7 @@ pub fn ratio(median: f64, ci: Option<[f64; 2]>) -> String {
 /// The correctness gate's verdict in words: the engine's logits and greedy tokens against the
 /// transformers reference, as the gate recorded them.
 pub fn gate(passed: Option<bool>, max_rel_logit_err: Option<f64>, greedy_match_steps: Option<usize>, steps: Option<usize>) -> String {
-    let err = max_rel_logit_err.map_or("?".into(), |e| format!("{e:.1e}"));
+    let err = max_rel_logit_err.map_or("?".into(), |e| if e == 0.0 { "0".into() } else { format!("{e:.1e}") });
     let tokens = match (greedy_match_steps, steps) {
         (Some(g), Some(s)) => format!("{g} of {s}"),
         _ => "?".into(),
