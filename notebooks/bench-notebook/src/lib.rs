@@ -1,7 +1,9 @@
 //! What the notebooks under `notebooks/` share, so that their cells stay a few lines long:
 //!
 //! - [`source`]: which run a notebook analyses: a committed run by default, another one named by
-//!   `BENCH_RUN`, or a fresh measurement (`BENCH_MEASURE=1`) made by the release runner binary;
+//!   `BENCH_RUN`, or a fresh measurement (`BENCH_MEASURE=1`) made by the release runner binary; a
+//!   run spread over several GPUs (`<run>-gpu0`, `<run>-gpu1`, …) is named by its stem and read
+//!   as one directory per GPU ([`run_dirs`]);
 //! - [`run_info`]: the machine a run was measured on, and the model shape of older runs;
 //! - [`show`]: HTML tables and SVG charts in a cell, through evcxr's `EVCXR_BEGIN_CONTENT` protocol,
 //!   and the formatting of figures with their intervals.
@@ -15,4 +17,4 @@ pub mod source;
 
 pub use run_info::{environment_table, fill_synthetic_shape};
 pub use show::{gate, gb, html, interval, num, pvalue, ratio, svg, with_interval, Table};
-pub use source::{fresh_run, measure, repo_root, run_dir};
+pub use source::{expand_run, fresh_run, measure, repo_root, run_dir, run_dirs, run_gpu};

@@ -3,8 +3,14 @@
 //! | environment | what the notebook analyses |
 //! |---|---|
 //! | nothing set | the committed run the notebook names (its `DEFAULT_RUN` constant) |
-//! | `BENCH_RUN=<dir>` | that run directory (relative to the repository root, or absolute) |
+//! | `BENCH_RUN=<dir>` | that run (relative to the repository root, or absolute) |
 //! | `BENCH_MEASURE=1` | a fresh run of the notebook's config, under `target/notebook-runs/` |
+//!
+//! A run may be spread over the GPUs of one machine, one runner per GPU, each writing its own
+//! directory `<run>-gpu0`, `<run>-gpu1`, … (`scripts/gpu-run.sh`). [`run_dirs`] and [`expand_run`]
+//! take either form: `results/h200-4` stands for every `results/h200-4-gpuN` there is (in GPU
+//! order), and a run directory itself for just that one. Each half has its own baseline on its own
+//! GPU, so a notebook analyses each directory on its own: comparisons hold within one half.
 //!
 //! A measurement spawns the release runner (`target/release/benchmark-runner`, built by
 //! `scripts/setup.sh`; `BENCH_RUNNER` names another binary) exactly as the command line does; the
@@ -31,15 +37,68 @@ fn flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// `BENCH_RUN`, resolved against the repository root, when set.
-fn named_run(root: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let Some(value) = std::env::var_os("BENCH_RUN").filter(|v| !v.is_empty()) else { return Ok(None) };
-    let dir = root.join(PathBuf::from(value));
-    if !dir.join("raw_data").is_dir() {
-        bail!("BENCH_RUN={}: not a run directory (no raw_data/ inside)", dir.display());
+/// The run directories `name` stands for, relative to `root` (or absolute): `name` itself when it
+/// is a run directory (it has `raw_data/`), else every `<name>-gpuN` beside it that is one, in
+/// the order of N. An error names the path when there is neither.
+pub fn expand_run(root: &Path, name: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = root.join(name);
+    if dir.join("raw_data").is_dir() {
+        return Ok(vec![dir]);
     }
-    println!("Data: run {} (named by BENCH_RUN).", shown(root, &dir));
-    Ok(Some(dir))
+    let stem = dir.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let parent = dir.parent().unwrap_or(root);
+    let mut halves: Vec<(u64, PathBuf)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(parent) {
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().to_string();
+            let Some(gpu) = file.strip_prefix(&stem).and_then(|rest| rest.strip_prefix("-gpu")) else { continue };
+            let Ok(n) = gpu.parse::<u64>() else { continue };
+            if !stem.is_empty() && entry.path().join("raw_data").is_dir() {
+                halves.push((n, entry.path()));
+            }
+        }
+    }
+    halves.sort();
+    if halves.is_empty() {
+        let what = if dir.is_dir() { "not a run directory (no raw_data/ inside)" } else { "no such run directory" };
+        bail!("{}: {what}, and no run spread over GPUs there either (no {stem}-gpu0, {stem}-gpu1, … with raw_data/ beside it)", dir.display());
+    }
+    Ok(halves.into_iter().map(|(_, p)| p).collect())
+}
+
+/// The GPU a run directory was measured on: `system.gpu_device` of its `config.yaml` (the config
+/// as run), when it names one.
+pub fn run_gpu(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("config.yaml")).ok()?;
+    let mut in_system = false;
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.trim().is_empty() {
+            in_system = line.trim_end() == "system:";
+            continue;
+        }
+        if in_system {
+            if let Some(v) = line.trim().strip_prefix("gpu_device:") {
+                return v.split('#').next()?.trim().parse().ok();
+            }
+        }
+    }
+    None
+}
+
+/// `BENCH_RUN`, resolved against the repository root and expanded, when set.
+fn named_runs(root: &Path) -> anyhow::Result<Option<Vec<PathBuf>>> {
+    let Some(value) = std::env::var_os("BENCH_RUN").filter(|v| !v.is_empty()) else { return Ok(None) };
+    let dirs = expand_run(root, Path::new(&value)).with_context(|| format!("BENCH_RUN={}", value.to_string_lossy()))?;
+    println!("Data: {} (named by BENCH_RUN).", described(root, &dirs));
+    Ok(Some(dirs))
+}
+
+/// `run h` or `the run spread over 2 GPUs: a, b`.
+fn described(root: &Path, dirs: &[PathBuf]) -> String {
+    match dirs {
+        [one] => format!("run {}", shown(root, one)),
+        many => format!("the run spread over {} GPUs: {}", many.len(), many.iter().map(|d| shown(root, d)).collect::<Vec<_>>().join(", ")),
+    }
 }
 
 fn shown(root: &Path, dir: &Path) -> String {
@@ -55,32 +114,43 @@ pub fn gpu_present() -> bool {
         .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("GPU "))
 }
 
-/// The run a notebook analyses: `BENCH_MEASURE=1` measures `gpu_config` (when a GPU is present) or
-/// `cpu_config`; else `BENCH_RUN`; else the committed `default_run`. Says which, in the cell.
-pub fn run_dir(default_run: &str, gpu_config: &str, cpu_config: &str) -> anyhow::Result<PathBuf> {
+/// The run directories a notebook analyses: `BENCH_MEASURE=1` measures `gpu_config` (when a GPU is
+/// present) or `cpu_config`; else `BENCH_RUN`; else the committed `default_run`. Either of the last
+/// two may name a run directory or the stem of a run spread over GPUs ([`expand_run`]). Says
+/// which, in the cell.
+pub fn run_dirs(default_run: &str, gpu_config: &str, cpu_config: &str) -> anyhow::Result<Vec<PathBuf>> {
     let root = repo_root()?;
     if flag("BENCH_MEASURE") {
         let gpu = gpu_present();
         let config = if gpu { gpu_config } else { cpu_config };
         println!("Data: a fresh measurement (BENCH_MEASURE=1) of {config}, {}.", if gpu { "an NVIDIA GPU is present" } else { "no NVIDIA GPU here" });
-        return measure(config);
+        return Ok(vec![measure(config)?]);
     }
-    if let Some(dir) = named_run(&root)? {
-        return Ok(dir);
+    if let Some(dirs) = named_runs(&root)? {
+        return Ok(dirs);
     }
-    let dir = root.join(default_run);
-    if !dir.join("raw_data").is_dir() {
-        bail!("{}: the committed run this notebook reads is missing (no raw_data/ inside)", dir.display());
+    let dirs = expand_run(&root, Path::new(default_run)).context("the committed run this notebook reads is missing")?;
+    println!("Data: the committed {} (BENCH_RUN=<run> analyses another, BENCH_MEASURE=1 measures a fresh one).", described(&root, &dirs));
+    Ok(dirs)
+}
+
+/// Like [`run_dirs`], for a notebook that reads exactly one run directory.
+pub fn run_dir(default_run: &str, gpu_config: &str, cpu_config: &str) -> anyhow::Result<PathBuf> {
+    one(run_dirs(default_run, gpu_config, cpu_config)?)
+}
+
+fn one(mut dirs: Vec<PathBuf>) -> anyhow::Result<PathBuf> {
+    if dirs.len() != 1 {
+        bail!("this notebook reads one run directory, and {} were named: {}", dirs.len(), dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
     }
-    println!("Data: the committed run {default_run} (BENCH_RUN=<run dir> analyses another, BENCH_MEASURE=1 measures a fresh one).");
-    Ok(dir)
+    Ok(dirs.remove(0))
 }
 
 /// A fresh run of `config`, unless `BENCH_RUN` names one to analyse instead.
 pub fn fresh_run(config: &str) -> anyhow::Result<PathBuf> {
     let root = repo_root()?;
-    if let Some(dir) = named_run(&root)? {
-        return Ok(dir);
+    if let Some(dirs) = named_runs(&root)? {
+        return one(dirs);
     }
     println!("Data: a fresh measurement of {config} (BENCH_RUN=<run dir> analyses an earlier one instead).");
     measure(config)
@@ -193,5 +263,52 @@ mod tests {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
             assert!(synthetic_preset(&text).is_some());
         }
+    }
+
+    /// A scratch folder of empty run directories (a `raw_data/` each) under the system's temp dir.
+    fn scratch(name: &str, runs: &[&str]) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("bench-notebook-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for r in runs {
+            std::fs::create_dir_all(root.join(r).join("raw_data")).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn a_run_spread_over_gpus_expands_in_gpu_order() {
+        let root = scratch("expand", &["results/r-1-gpu0", "results/r-1-gpu1", "results/r-1-gpu10", "results/r-1-gpu2", "results/r-10-gpu0", "results/plain"]);
+        // Not a half: no raw_data/ inside, or not -gpuN.
+        std::fs::create_dir_all(root.join("results/r-1-gpu3")).unwrap();
+        std::fs::create_dir_all(root.join("results/r-1-gpux/raw_data")).unwrap();
+        let names = |dirs: Vec<PathBuf>| dirs.iter().map(|d| d.strip_prefix(&root).unwrap().display().to_string()).collect::<Vec<_>>();
+        assert_eq!(names(expand_run(&root, Path::new("results/r-1")).unwrap()), ["results/r-1-gpu0", "results/r-1-gpu1", "results/r-1-gpu2", "results/r-1-gpu10"]);
+        // One half named itself, or a plain run: that directory alone.
+        assert_eq!(names(expand_run(&root, Path::new("results/r-1-gpu1")).unwrap()), ["results/r-1-gpu1"]);
+        assert_eq!(names(expand_run(&root, Path::new("results/plain")).unwrap()), ["results/plain"]);
+        // An absolute path works as well.
+        assert_eq!(expand_run(Path::new("/nowhere"), &root.join("results/r-10")).unwrap(), vec![root.join("results/r-10-gpu0")]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_missing_run_is_an_error_naming_its_path() {
+        let root = scratch("missing", &["results/r-1-gpu0"]);
+        std::fs::create_dir_all(root.join("results/empty")).unwrap();
+        let err = expand_run(&root, Path::new("results/r-2")).unwrap_err().to_string();
+        assert!(err.contains(&root.join("results/r-2").display().to_string()), "{err}");
+        assert!(err.contains("no such run directory") && err.contains("r-2-gpu0"), "{err}");
+        let err = expand_run(&root, Path::new("results/empty")).unwrap_err().to_string();
+        assert!(err.contains("results/empty: not a run directory (no raw_data/ inside)"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn committed_reference_runs_expand_to_their_halves() {
+        let root = repo_root().unwrap();
+        let dirs = expand_run(&root, Path::new("results/h200-2")).unwrap();
+        assert_eq!(dirs, vec![root.join("results/h200-2-gpu0"), root.join("results/h200-2-gpu1")]);
+        assert_eq!(dirs.iter().map(|d| run_gpu(d)).collect::<Vec<_>>(), [Some(0), Some(1)]);
+        assert_eq!(expand_run(&root, Path::new("results/h200-check-1")).unwrap(), vec![root.join("results/h200-check-1")]);
     }
 }
