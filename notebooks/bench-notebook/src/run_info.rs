@@ -60,12 +60,52 @@ pub fn environment_table(environment: &Value) -> Table {
     let commit = at("/git_commit").unwrap_or_else(|| "not recorded".into());
     let dirty = if environment.get("git_dirty").and_then(Value::as_bool) == Some(true) { " (uncommitted changes)" } else { "" };
     t.row(["source".to_string(), format!("git {commit}{dirty}")]);
-    if let Some(ms) = environment.get("started_unix_ms").and_then(Value::as_u64) {
-        let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-        let stamp = crate::source::utc_stamp(when);
-        t.row(["started".to_string(), format!("{}-{}-{} {}:{}:{} UTC", &stamp[0..4], &stamp[4..6], &stamp[6..8], &stamp[9..11], &stamp[11..13], &stamp[13..15])]);
+    if let Some(when) = started(environment) {
+        t.row(["started".to_string(), when]);
     }
     t
+}
+
+/// `2026-11-29 18:10:53 UTC` from `started_unix_ms`.
+fn started(environment: &Value) -> Option<String> {
+    let ms = environment.get("started_unix_ms").and_then(Value::as_u64)?;
+    let stamp = crate::source::utc_stamp(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
+    Some(format!("{}-{}-{} {}:{}:{} UTC", &stamp[0..4], &stamp[4..6], &stamp[6..8], &stamp[9..11], &stamp[11..13], &stamp[13..15]))
+}
+
+/// One row per run directory of a run spread over GPUs (or per run): the GPU it used, when it
+/// started, its engines, and the cells its config planned that its raw data does not record
+/// ([`crate::coverage`]: the runner stopped before them).
+pub fn halves_table(dirs: &[std::path::PathBuf]) -> anyhow::Result<Table> {
+    let mut t = Table::new(["run directory (half)", "GPU", "started", "engines", "planned cells not reached"]);
+    for dir in dirs {
+        let environment: Value = match std::fs::read_to_string(dir.join("environment.json")) {
+            Ok(text) => serde_json::from_str(&text)?,
+            Err(_) => Value::Null,
+        };
+        let gpu = crate::source::run_gpu(dir);
+        let name = gpu.and_then(|i| environment.pointer(&format!("/gpus/{i}/name")).and_then(Value::as_str).map(String::from));
+        let cov = crate::coverage::coverage(dir)?;
+        let mut engines: Vec<&str> = Vec::new();
+        for c in &cov {
+            if !engines.contains(&c.engine.as_str()) {
+                engines.push(&c.engine);
+            }
+        }
+        let missing: Vec<String> = cov.iter().filter(|c| c.missing() > 0).map(|c| format!("{} {}: {} of {}", c.engine, c.workload, c.missing(), c.planned)).collect();
+        t.row([
+            dir.file_name().map_or(String::new(), |f| f.to_string_lossy().to_string()),
+            match (gpu, name) {
+                (Some(i), Some(n)) => format!("{i} ({n})"),
+                (Some(i), None) => i.to_string(),
+                _ => "–".into(),
+            },
+            started(&environment).unwrap_or_else(|| "–".into()),
+            engines.join(", "),
+            if missing.is_empty() { "none".into() } else { missing.join("; ") },
+        ]);
+    }
+    Ok(t)
 }
 
 #[cfg(test)]
@@ -92,5 +132,15 @@ mod tests {
         assert!(html.contains("NVIDIA H200 (driver 580.159.04, 143771 MiB, power limit 700.00 W)"), "{html}");
         assert!(html.contains("synthetic, preset llama-3.2-1b"));
         assert!(html.contains("2026-11-29 18:10:53 UTC</td>"), "{html}");
+    }
+
+    #[test]
+    fn halves_of_a_committed_run_are_described() {
+        let root = crate::source::repo_root().unwrap();
+        let dirs = crate::source::expand_run(&root, std::path::Path::new("results/h200-3")).unwrap();
+        let html = halves_table(&dirs).unwrap().to_html();
+        assert!(html.contains("<td>h200-3-gpu1</td><td style=\"text-align:right\">1 (NVIDIA H200)</td>"), "{html}");
+        assert!(html.contains("<td>pytorch_baseline, pytorch_compiled, lm_rs</td>"), "{html}");
+        assert!(html.contains("burn_cuda chat-load: 1 of 3; burn_cuda memory: 2 of 2"), "{html}");
     }
 }
