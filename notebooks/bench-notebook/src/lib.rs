@@ -7,8 +7,8 @@
 //! - [`coverage`]: the cells a run's config planned against those its raw data records (a runner
 //!   stopped part-way leaves some with no record at all);
 //! - [`run_info`]: the machine a run was measured on, and the model shape of older runs;
-//! - [`show`]: HTML tables and SVG charts in a cell, through evcxr's `EVCXR_BEGIN_CONTENT` protocol,
-//!   and the formatting of figures with their intervals.
+//! - [`show`]: HTML tables and SVG charts in a cell, through evcxr's `EVCXR_BEGIN_CONTENT` protocol
+//!   (several in one cell joined by [`Outputs`]), and the formatting of figures with their intervals.
 //!
 //! Every figure comes from the `analysis` crate; nothing here computes a statistic, and nothing
 //! here measures: a measurement is the runner's, in its own processes, exactly as on the command line.
@@ -20,5 +20,5 @@ pub mod source;
 
 pub use coverage::{coverage, Coverage};
 pub use run_info::{environment_table, fill_synthetic_shape, halves_table};
-pub use show::{gate, gb, html, interval, num, pvalue, ratio, svg, with_interval, Table};
+pub use show::{gate, gb, html, interval, num, pvalue, ratio, svg, with_interval, Outputs, Table};
 pub use source::{expand_run, fresh_run, measure, repo_root, run_dir, run_dirs, run_gpu};

@@ -13,6 +13,59 @@ pub fn svg(document: &str) {
     println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT", document.trim_end());
 }
 
+/// Several outputs of one kind in one cell: evcxr keeps only the last `EVCXR_BEGIN_CONTENT` of
+/// each MIME type a cell prints, so a cell that shows one table or chart per half of a run joins
+/// them into one HTML output with this.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    parts: Vec<String>,
+}
+
+impl Outputs {
+    pub fn new() -> Outputs {
+        Outputs::default()
+    }
+
+    /// A heading line (escaped) before the next part.
+    pub fn heading(&mut self, text: &str) -> &mut Outputs {
+        self.parts.push(format!("<p><b>{}</b></p>", escape(text)));
+        self
+    }
+
+    /// A paragraph of HTML, as given.
+    pub fn html(&mut self, fragment: &str) -> &mut Outputs {
+        self.parts.push(fragment.trim_end().to_string());
+        self
+    }
+
+    pub fn table(&mut self, table: &Table) -> &mut Outputs {
+        self.parts.push(table.to_html());
+        self
+    }
+
+    /// An SVG document, inlined (its XML declaration dropped), under a caption.
+    pub fn svg(&mut self, caption: &str, document: &str) -> &mut Outputs {
+        let start = document.find("<svg").unwrap_or(0);
+        self.parts.push(format!("<figure>\n{}\n<figcaption>{}</figcaption>\n</figure>", document[start..].trim_end(), escape(caption)));
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    pub fn to_html(&self) -> String {
+        self.parts.join("\n")
+    }
+
+    /// Shows everything as the cell's one HTML output (nothing when empty).
+    pub fn show(&self) {
+        if !self.is_empty() {
+            html(&self.to_html());
+        }
+    }
+}
+
 pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -181,5 +234,17 @@ mod tests {
         assert!(h.contains("<td>&lt;b&gt;</td><td style=\"text-align:right\">12.5</td>"));
         assert!(h.contains("<small>n &amp; m</small>"));
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn outputs_join_into_one_html_fragment() {
+        let mut t = Table::new(["a"]);
+        t.row(["1"]);
+        let mut o = Outputs::new();
+        assert!(o.is_empty());
+        o.heading("run <1>").table(&t).svg("chart & more", "<?xml version=\"1.0\"?>\n<svg width=\"2\"></svg>\n");
+        let h = o.to_html();
+        assert!(h.starts_with("<p><b>run &lt;1&gt;</b></p>\n<table>"), "{h}");
+        assert!(h.ends_with("<figure>\n<svg width=\"2\"></svg>\n<figcaption>chart &amp; more</figcaption>\n</figure>"), "{h}");
     }
 }

@@ -97,7 +97,7 @@ fn named_runs(root: &Path) -> anyhow::Result<Option<Vec<PathBuf>>> {
 fn described(root: &Path, dirs: &[PathBuf]) -> String {
     match dirs {
         [one] => format!("run {}", shown(root, one)),
-        many => format!("the run spread over {} GPUs: {}", many.len(), many.iter().map(|d| shown(root, d)).collect::<Vec<_>>().join(", ")),
+        many => format!("run spread over {} GPUs, one directory each: {}", many.len(), many.iter().map(|d| shown(root, d)).collect::<Vec<_>>().join(", ")),
     }
 }
 
