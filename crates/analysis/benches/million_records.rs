@@ -13,8 +13,12 @@ use analysis::records::{LoadLevel, RequestRecord};
 use analysis::stats::SplitMix64;
 
 const ENGINES: [&str; 5] = ["pytorch_baseline", "pytorch_compiled", "candle_cuda", "burn_cuda", "mistral_rs_cuda"];
-const LEVELS: [LoadLevel; 4] =
-    [LoadLevel::Closed { users: 8 }, LoadLevel::Closed { users: 32 }, LoadLevel::Open { rate_per_s: 4.0 }, LoadLevel::Open { rate_per_s: 16.0 }];
+const LEVELS: [LoadLevel; 4] = [
+    LoadLevel::Closed { users: 8 },
+    LoadLevel::Closed { users: 32 },
+    LoadLevel::Open { rate_per_s: 4.0 },
+    LoadLevel::Open { rate_per_s: 16.0 },
+];
 const PER_CELL: usize = 50_000;
 const LATENCY_PER_ENGINE: usize = 1_000;
 const NEW_TOKENS: usize = 32;
@@ -82,6 +86,26 @@ fn main() -> anyhow::Result<()> {
         let n = write_run(&dir)?;
         eprintln!("wrote {n} records ({:.0} MB) in {:.1} s", std::fs::metadata(&requests)?.len() as f64 / 1e6, t.elapsed().as_secs_f64());
     }
+    // The runner's layout takes the fast path (analysis::request_line); check it does here.
+    let text = std::fs::read(&requests)?;
+    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    anyhow::ensure!(analysis::request_line::decode(first).is_some(), "the fast path refused the bench's records");
+    let t = Instant::now();
+    let n = text.split(|&b| b == b'\n').take(100_000).filter(|l| analysis::request_line::decode(l).is_some()).count();
+    eprintln!("one thread: {n} lines decoded in {:.2} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let n = text.split(|&b| b == b'\n').take(100_000).filter(|l| serde_json::from_slice::<RequestRecord>(l).is_ok()).count();
+    eprintln!("one thread: {n} lines with serde_json in {:.2} s", t.elapsed().as_secs_f64());
+    drop(text);
+    let t = Instant::now();
+    let bytes = std::fs::read(&requests)?.len();
+    eprintln!("reading the file (copied, not mapped): {bytes} bytes in {:.2} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let rs: Vec<RequestRecord> = analysis::records::read_stream(&dir.join("raw_data"), "requests")?;
+    eprintln!("read_stream: {} records in {:.2} s", rs.len(), t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    drop(rs);
+    eprintln!("dropping them: {:.2} s", t.elapsed().as_secs_f64());
     let mut best = f64::INFINITY;
     for round in 0..3 {
         let t0 = Instant::now();
@@ -98,7 +122,33 @@ fn main() -> anyhow::Result<()> {
             report.cells.len(),
             report.comparisons.len()
         );
+        if round == 0 {
+            stages(report.run)?;
+        }
     }
     println!("best of 3: {best:.2} s for one million request records (threads: {})", rayon::current_num_threads());
+    Ok(())
+}
+
+/// The analysis stage by stage (the same calls as `analyze_loaded`), to show where the time goes.
+fn stages(run: analysis::Run) -> anyhow::Result<()> {
+    let settings = run.config.analysis.clone();
+    let mut t = Instant::now();
+    let mut lap = |what: &str| {
+        eprintln!("  {what:<28} {:6.2} s", t.elapsed().as_secs_f64());
+        t = Instant::now();
+    };
+    let requests = analysis::requests::frame(&[&run])?;
+    lap("requests frame");
+    let cells = analysis::cells::samples(&requests)?;
+    lap("cells (grouping)");
+    let metrics = analysis::cells::describe_all(&cells, &settings);
+    lap("describe");
+    let comparisons = analysis::compare::compare(&cells, &[analysis::config::BASELINE, analysis::config::COMPILED_REFERENCE], &settings);
+    lap("compare");
+    let _ = analysis::business::roofline(&run, &cells);
+    lap("roofline");
+    let _ = analysis::summary::assemble(&run, &metrics, &comparisons, &cells);
+    lap("summary");
     Ok(())
 }

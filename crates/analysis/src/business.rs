@@ -72,7 +72,8 @@ pub fn roofline(run: &Run, cells: &[(CellKey, Vec<Vec<f64>>)]) -> Vec<RooflinePo
         .iter()
         .filter(|(k, v)| k.run == run.id && (k.scenario == "latency" || k.scenario == "throughput") && !v[decode].is_empty())
         .filter_map(|(k, v)| {
-            let r = run.requests.iter().find(|r| r.engine == k.engine && r.workload == k.workload && r.batch_size as u64 == k.batch_size)?;
+            let r =
+                run.requests.iter().find(|r| r.engine == k.engine && r.workload == k.workload && r.batch_size as u64 == k.batch_size)?;
             let context = k.prompt_tokens as f64 + r.max_new_tokens as f64 / 2.0;
             let (bytes, flops) = decode_step(run, &r.dtype, k.batch_size, context)?;
             let steps_per_s = median(&v[decode]) / k.batch_size as f64;
@@ -147,7 +148,13 @@ fn eligible(e: &EngineSummary) -> bool {
 }
 
 fn pick(engines: &[EngineSummary], f: impl Fn(&EngineSummary) -> Option<f64>, lowest: bool) -> (Option<String>, Option<f64>) {
-    let best = engines.iter().filter(|e| eligible(e)).filter_map(|e| f(e).map(|v| (e, v))).max_by(|a, b| if lowest { b.1.total_cmp(&a.1) } else { a.1.total_cmp(&b.1) });
+    let best = engines.iter().filter(|e| eligible(e)).filter_map(|e| f(e).map(|v| (e, v))).max_by(|a, b| {
+        if lowest {
+            b.1.total_cmp(&a.1)
+        } else {
+            a.1.total_cmp(&b.1)
+        }
+    });
     (best.map(|b| b.0.name.clone()), best.map(|b| b.1))
 }
 
@@ -163,7 +170,12 @@ pub fn tiers(run: &Run, engines: &[EngineSummary]) -> Vec<Tier> {
         "ms",
         pick(engines, |e| e.ttft_p99_ms, true),
     );
-    add("single-stream", "highest median decode throughput, one request at a time", "tok/s", pick(engines, |e| e.decode_tok_per_s.as_ref().map(|t| t.median), false));
+    add(
+        "single-stream",
+        "highest median decode throughput, one request at a time",
+        "tok/s",
+        pick(engines, |e| e.decode_tok_per_s.as_ref().map(|t| t.median), false),
+    );
     match price {
         Some(p) => add(
             "batch",
@@ -171,7 +183,12 @@ pub fn tiers(run: &Run, engines: &[EngineSummary]) -> Vec<Tier> {
             "tokens/USD",
             pick(engines, |e| e.business.best_output_tok_per_s.map(|t| t * 3600.0 / p), false),
         ),
-        None => add("batch", "highest output tokens per second at the best batch size (no price in the config)", "tok/s", pick(engines, |e| e.business.best_output_tok_per_s, false)),
+        None => add(
+            "batch",
+            "highest output tokens per second at the best batch size (no price in the config)",
+            "tok/s",
+            pick(engines, |e| e.business.best_output_tok_per_s, false),
+        ),
     }
     add(
         "serving",
@@ -179,8 +196,18 @@ pub fn tiers(run: &Run, engines: &[EngineSummary]) -> Vec<Tier> {
         "requests/s",
         pick(engines, |e| e.scenarios.max_sustained_rate_per_s, false),
     );
-    add("efficiency", "lowest GPU energy per generated token over every cell", "mJ/token", pick(engines, |e| e.scenarios.energy_per_token_mj.filter(|_| gpu(e)), true));
-    add("cpu-only", "highest median decode throughput among CPU engines", "tok/s", pick(engines, |e| e.decode_tok_per_s.as_ref().filter(|_| cpu(e)).map(|t| t.median), false));
+    add(
+        "efficiency",
+        "lowest GPU energy per generated token over every cell",
+        "mJ/token",
+        pick(engines, |e| e.scenarios.energy_per_token_mj.filter(|_| gpu(e)), true),
+    );
+    add(
+        "cpu-only",
+        "highest median decode throughput among CPU engines",
+        "tok/s",
+        pick(engines, |e| e.decode_tok_per_s.as_ref().filter(|_| cpu(e)).map(|t| t.median), false),
+    );
     out
 }
 
@@ -210,7 +237,8 @@ pub fn criteria(engines: &[EngineSummary], comparisons: &[Comparison], settings:
             met: s.map(|s| s.ci95.map_or(s.median, |ci| ci[0]) > c.min_speedup),
             note: "median decode tok/s ratio; met only when the lower end of its interval clears the target".into(),
         });
-        let own: Vec<&Comparison> = comparisons.iter().filter(|x| x.engine == e.name && x.reference == BASELINE && x.metric == "decode_tok_s").collect();
+        let own: Vec<&Comparison> =
+            comparisons.iter().filter(|x| x.engine == e.name && x.reference == BASELINE && x.metric == "decode_tok_s").collect();
         let sig = own.iter().filter(|x| x.significant == Some(true)).count();
         out.push(CriterionResult {
             criterion: "significant_vs_baseline",
@@ -218,7 +246,10 @@ pub fn criteria(engines: &[EngineSummary], comparisons: &[Comparison], settings:
             target: c.alpha,
             value: own.iter().filter_map(|x| x.mann_whitney_p_holm.or(x.welch_p_holm)).reduce(f64::max),
             met: (!own.is_empty()).then(|| sig == own.len()),
-            note: format!("{sig} of {} decode-throughput comparisons with the baseline significant after Holm (largest adjusted p shown)", own.len()),
+            note: format!(
+                "{sig} of {} decode-throughput comparisons with the baseline significant after Holm (largest adjusted p shown)",
+                own.len()
+            ),
         });
         let util = e.business.gpu_util_under_load_pct;
         out.push(CriterionResult {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::requests::{CELL_KEYS, METRICS};
-use crate::stats::{mean, median_interval, quantile, t_interval, variance, Fences};
+use crate::stats::{mean, median_interval_sorted, quantile, sorted, t_interval, variance, Fences};
 
 /// One metric of one cell.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,11 +35,13 @@ pub fn describe(xs: &[f64], settings: &Settings, seed: u64) -> Option<Describe> 
     if xs.is_empty() {
         return None;
     }
-    let fences = Fences::of(xs);
-    let outliers = xs.iter().filter(|&&x| fences.is_outlier(x)).count();
-    let kept: Vec<f64> = if settings.remove_outliers { xs.iter().copied().filter(|&x| !fences.is_outlier(x)).collect() } else { xs.to_vec() };
-    let mut s = kept;
-    s.sort_by(|a, b| a.total_cmp(b));
+    // One sort serves the fences, the quantiles and the median's interval.
+    let mut s = sorted(xs);
+    let fences = Fences::of_sorted(&s);
+    let outliers = s.iter().filter(|&&x| fences.is_outlier(x)).count();
+    if settings.remove_outliers {
+        s.retain(|&x| !fences.is_outlier(x));
+    }
     let m = mean(&s);
     let sd = if s.len() > 1 { variance(&s).sqrt() } else { 0.0 };
     let level = settings.confidence_level;
@@ -54,7 +56,7 @@ pub fn describe(xs: &[f64], settings: &Settings, seed: u64) -> Option<Describe> 
         p50: quantile(&s, 0.5),
         p90: quantile(&s, 0.9),
         p99: quantile(&s, 0.99),
-        median_ci: median_interval(&s, level, settings.bootstrap_resamples, seed).map(|(a, b)| [a, b]),
+        median_ci: median_interval_sorted(&s, level, settings.bootstrap_resamples, seed).map(|(a, b)| [a, b]),
         mean_ci: t_interval(&s, level).map(|(a, b)| [a, b]),
     })
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cells::CellKey;
 use crate::config::Settings;
 use crate::requests::METRICS;
-use crate::stats::{cliffs_delta, hodges_lehmann, holm, mann_whitney_u, median, ratio_of_medians, welch_t};
+use crate::stats::{cliffs_delta_sorted, hodges_lehmann, holm, mann_whitney_u_sorted, quantile, ratio_of_medians, sorted, welch_t};
 
 /// The figures compared: decode speed (higher is better) and time to first token (lower is better).
 pub const COMPARED: [&str; 2] = ["decode_tok_s", "ttft_ms"];
@@ -17,18 +17,31 @@ pub const COMPARED: [&str; 2] = ["decode_tok_s", "ttft_ms"];
 /// resamples (never under 200); the count used is in each row.
 const RESAMPLE_BUDGET: usize = 20_000_000;
 /// Above this many values in the two samples together, the speedup's interval comes from each
-/// median's closed-form bootstrap interval (`stats::median_interval`) combined on the log scale,
-/// instead of resampling both samples (0 resamples in the row says so).
-const CLOSED_FORM_ABOVE: usize = 20_000;
+/// median's closed-form bootstrap interval (`stats::median_interval_exact`) combined on the log
+/// scale, instead of resampling both samples (0 resamples in the row says so).
+const CLOSED_FORM_ABOVE: usize = 2 * crate::stats::EXACT_BOOTSTRAP_ABOVE;
 
+/// The ratio of medians `num / den` with its interval at the settings' level, and how many
+/// resamples that took (0: closed form). The one rule for every speedup the analysis states.
+pub fn ratio_interval(num: &[f64], den: &[f64], settings: &Settings, seed: u64) -> (Option<(f64, (f64, f64))>, usize) {
+    let n = num.len() + den.len();
+    if n > CLOSED_FORM_ABOVE {
+        (ratio_closed_form(&sorted(num), &sorted(den), settings.confidence_level), 0)
+    } else {
+        let resamples = settings.bootstrap_resamples.min((RESAMPLE_BUDGET / n.max(1)).max(200));
+        (ratio_of_medians(num, den, settings.confidence_level, resamples, seed), resamples)
+    }
+}
+
+/// `a` and `b` sorted.
 fn ratio_closed_form(a: &[f64], b: &[f64], level: f64) -> Option<(f64, (f64, f64))> {
     use statrs::distribution::{ContinuousCDF, Normal};
     let z = Normal::new(0.0, 1.0).ok()?.inverse_cdf(0.5 + level / 2.0);
     let log_se = |xs: &[f64]| -> Option<f64> {
-        let (lo, hi) = crate::stats::median_interval(xs, level, 0, 0)?;
+        let (lo, hi) = crate::stats::median_interval_exact(xs, level)?;
         (lo > 0.0).then(|| (hi.ln() - lo.ln()) / (2.0 * z))
     };
-    let r = median(a) / median(b);
+    let r = quantile(a, 0.5) / quantile(b, 0.5);
     let se = (log_se(a)?.powi(2) + log_se(b)?.powi(2)).sqrt();
     Some((r, ((r.ln() - z * se).exp(), (r.ln() + z * se).exp())))
 }
@@ -101,15 +114,11 @@ pub fn compare(cells: &[(CellKey, Vec<Vec<f64>>)], references: &[&str], settings
         .par_iter()
         .enumerate()
         .map(|(i, (k, a, reference, b, metric))| {
-            let (num, den) = if higher_is_better(metric) { (a, b) } else { (b, a) };
-            let (ratio, resamples) = if a.len() + b.len() > CLOSED_FORM_ABOVE {
-                (ratio_closed_form(num, den, settings.confidence_level), 0)
-            } else {
-                let resamples = settings.bootstrap_resamples.min((RESAMPLE_BUDGET / (a.len() + b.len())).max(200));
-                let seed = settings.bootstrap_seed.wrapping_add(i as u64);
-                (ratio_of_medians(num, den, settings.confidence_level, resamples, seed), resamples)
-            };
-            let mw = tests("mann_whitney_u").then(|| mann_whitney_u(a, b)).flatten();
+            // Sorted once for the medians, the closed-form intervals, the ranks and Cliff's delta.
+            let (sa, sb) = (sorted(a), sorted(b));
+            let (num, den) = if higher_is_better(metric) { (&sa, &sb) } else { (&sb, &sa) };
+            let (ratio, resamples) = ratio_interval(num, den, settings, settings.bootstrap_seed.wrapping_add(i as u64));
+            let mw = tests("mann_whitney_u").then(|| mann_whitney_u_sorted(&sa, &sb)).flatten();
             let wt = tests("welch_t_test").then(|| welch_t(a, b)).flatten();
             Comparison {
                 run: k.run.clone(),
@@ -123,8 +132,8 @@ pub fn compare(cells: &[(CellKey, Vec<Vec<f64>>)], references: &[&str], settings
                 reference: reference.to_string(),
                 n: a.len(),
                 n_reference: b.len(),
-                median: median(a),
-                median_reference: median(b),
+                median: quantile(&sa, 0.5),
+                median_reference: quantile(&sb, 0.5),
                 speedup: ratio.map_or(f64::NAN, |r| r.0),
                 speedup_ci: ratio.map(|r| [r.1 .0, r.1 .1]),
                 bootstrap_resamples: resamples,
@@ -134,7 +143,7 @@ pub fn compare(cells: &[(CellKey, Vec<Vec<f64>>)], references: &[&str], settings
                 welch_t: wt.map(|t| t.statistic),
                 welch_p: wt.map(|t| t.p_value),
                 welch_p_holm: None,
-                cliffs_delta: cliffs_delta(a, b),
+                cliffs_delta: cliffs_delta_sorted(&sa, &sb),
                 hodges_lehmann: (a.len() * b.len() <= HL_MAX_PAIRS).then(|| hodges_lehmann(a, b)),
                 significant: None,
             }
@@ -187,6 +196,23 @@ mod tests {
         v[0] = tok_s;
         v[1] = ttft;
         (key(engine), v)
+    }
+
+    #[test]
+    fn closed_form_speedup_interval_agrees_with_resampling() {
+        // Just above the switch: skewed samples around 100 and 50 (ratio 2).
+        let n = crate::stats::EXACT_BOOTSTRAP_ABOVE + 1;
+        let mut g = crate::stats::SplitMix64(11);
+        let mut draw = |scale: f64| -> Vec<f64> { (0..n).map(|_| scale * (1.0 + (g.next_u64() % 1000) as f64 / 2000.0).powi(3)).collect() };
+        let (a, b) = (draw(100.0), draw(50.0));
+        let closed = ratio_closed_form(&sorted(&a), &sorted(&b), 0.95).unwrap();
+        let resampled = ratio_of_medians(&a, &b, 0.95, 4000, 5).unwrap();
+        assert_eq!(closed.0, resampled.0);
+        for (c, r) in [(closed.1 .0, resampled.1 .0), (closed.1 .1, resampled.1 .1)] {
+            assert!((c / r - 1.0).abs() < 0.03, "{closed:?} vs {resampled:?}");
+        }
+        assert_eq!(ratio_interval(&a, &b, &Settings::default(), 0).1, 0);
+        assert!(ratio_interval(&a[..100], &b[..100], &Settings::default(), 0).1 > 0);
     }
 
     #[test]

@@ -155,7 +155,8 @@ impl RunConfig {
             Err(e) => anyhow::bail!("{}: {e}", path.display()),
         };
         let de = serde_yaml::Deserializer::from_str(&text);
-        let cfg: RunConfig = serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.path(), e.inner()))?;
+        let cfg: RunConfig =
+            serde_path_to_error::deserialize(de).map_err(|e| anyhow::anyhow!("{}: {}: {}", path.display(), e.path(), e.inner()))?;
         let a = &cfg.analysis;
         if !(a.confidence_level > 0.0 && a.confidence_level < 1.0) {
             anyhow::bail!("{}: analysis.confidence_level: must lie strictly between 0 and 1, not {}", path.display(), a.confidence_level);

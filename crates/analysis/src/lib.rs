@@ -16,6 +16,7 @@ pub mod model;
 pub mod plots;
 pub mod records;
 pub mod reproducibility;
+pub mod request_line;
 pub mod requests;
 pub mod run;
 pub mod stats;
@@ -85,11 +86,14 @@ fn to_frame<T: serde::Serialize>(rows: &[T]) -> anyhow::Result<DataFrame> {
         } else if col.iter().all(|v| v.is_null() || v.is_number()) {
             Column::new(name.as_str().into(), col.iter().map(|v| v.as_f64()).collect::<Vec<Option<f64>>>())
         } else {
-            let s: Vec<Option<String>> = col.iter().map(|v| match v {
-                serde_json::Value::Null => None,
-                serde_json::Value::String(s) => Some(s.clone()),
-                other => Some(other.to_string()),
-            }).collect();
+            let s: Vec<Option<String>> = col
+                .iter()
+                .map(|v| match v {
+                    serde_json::Value::Null => None,
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    other => Some(other.to_string()),
+                })
+                .collect();
             Column::new(name.as_str().into(), s)
         };
         columns.push(column);

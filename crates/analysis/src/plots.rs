@@ -76,19 +76,28 @@ pub fn latency_distribution(run: &Run, summary: &Summary) -> anyhow::Result<Stri
         .filter(|(_, xs)| !xs.is_empty())
         .collect();
     svg(|root| {
-        let Some(b) = bounds(series.iter().flat_map(|s| s.1.iter().copied())) else { return Ok(()) };
+        let Some(b) = bounds(series.iter().flat_map(|s| s.1.iter().copied())) else {
+            return Ok(());
+        };
         let mut chart = ChartBuilder::on(&root)
             .caption("Request latency distribution (latency scenario)", (FONT, 20))
             .margin(12)
             .x_label_area_size(45)
             .y_label_area_size(60)
             .build_cartesian_2d(log_range(b).log_scale(), 0.0..1.0)?;
-        chart.configure_mesh().x_desc("request latency, prompt + all new tokens (ms, log scale)").y_desc("fraction of requests ≤ x").draw()?;
+        chart
+            .configure_mesh()
+            .x_desc("request latency, prompt + all new tokens (ms, log scale)")
+            .y_desc("fraction of requests ≤ x")
+            .draw()?;
         for (name, xs) in &series {
             let c = engine_colour(name);
             let n = xs.len() as f64;
             let steps = xs.iter().enumerate().flat_map(|(i, &x)| [(x, i as f64 / n), (x, (i + 1) as f64 / n)]);
-            chart.draw_series(LineSeries::new(steps, c.stroke_width(2)))?.label(name.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            chart
+                .draw_series(LineSeries::new(steps, c.stroke_width(2)))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
         }
         legend(&mut chart)
     })
@@ -118,7 +127,11 @@ pub fn decode_throughput(summary: &Summary) -> anyhow::Result<String> {
             .x_labels(rows.len() + 1)
             .x_label_formatter(&|x| {
                 let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 { names.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+                if (x - i).abs() < 1e-6 && i >= 0.0 {
+                    names.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
             })
             .y_desc("decode tokens per second")
             .draw()?;
@@ -141,13 +154,20 @@ pub fn throughput_vs_latency(summary: &Summary) -> anyhow::Result<String> {
         .engines
         .iter()
         .map(|e| {
-            let pts = e.scenarios.throughput.iter().filter_map(|p| Some((p.latency_ms.as_ref()?.median, p.output_tok_per_s.as_ref()?.median, p.batch_size))).collect();
+            let pts = e
+                .scenarios
+                .throughput
+                .iter()
+                .filter_map(|p| Some((p.latency_ms.as_ref()?.median, p.output_tok_per_s.as_ref()?.median, p.batch_size)))
+                .collect();
             (e.name.clone(), pts)
         })
         .filter(|(_, p): &(String, Vec<_>)| !p.is_empty())
         .collect();
     svg(|root| {
-        let (Some(bx), Some(by)) = (bounds(series.iter().flat_map(|s| s.1.iter().map(|p| p.0))), bounds(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)))) else {
+        let (Some(bx), Some(by)) =
+            (bounds(series.iter().flat_map(|s| s.1.iter().map(|p| p.0))), bounds(series.iter().flat_map(|s| s.1.iter().map(|p| p.1))))
+        else {
             return Ok(());
         };
         let mut chart = ChartBuilder::on(&root)
@@ -159,7 +179,10 @@ pub fn throughput_vs_latency(summary: &Summary) -> anyhow::Result<String> {
         chart.configure_mesh().x_desc("median request latency (ms, log)").y_desc("output tokens per second (log)").draw()?;
         for (name, pts) in &series {
             let c = engine_colour(name);
-            chart.draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(2)))?.label(name.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            chart
+                .draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(2)))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
             chart.draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 4, c.filled())))?;
             chart.draw_series(pts.iter().map(|p| Text::new(format!("b{}", p.2), (p.0, p.1), (FONT, 11))))?;
         }
@@ -188,7 +211,10 @@ pub fn load_percentiles(summary: &Summary) -> anyhow::Result<String> {
         .filter(|(_, p)| !p.is_empty())
         .collect();
     svg(|root| {
-        let (Some(bx), Some(by)) = (bounds(series.iter().flat_map(|s| s.1.iter().map(|p| p.0))), bounds(series.iter().flat_map(|s| s.1.iter().flat_map(|p| [p.1, p.2])))) else {
+        let (Some(bx), Some(by)) = (
+            bounds(series.iter().flat_map(|s| s.1.iter().map(|p| p.0))),
+            bounds(series.iter().flat_map(|s| s.1.iter().flat_map(|p| [p.1, p.2]))),
+        ) else {
             return Ok(());
         };
         let mut chart = ChartBuilder::on(&root)
@@ -197,10 +223,17 @@ pub fn load_percentiles(summary: &Summary) -> anyhow::Result<String> {
             .x_label_area_size(45)
             .y_label_area_size(70)
             .build_cartesian_2d((bx.0 * 0.8)..(bx.1 * 1.2), log_range(by).log_scale())?;
-        chart.configure_mesh().x_desc("offered load (requests per second)").y_desc("client time to first token (ms, log): p50 solid, p99 dashed").draw()?;
+        chart
+            .configure_mesh()
+            .x_desc("offered load (requests per second)")
+            .y_desc("client time to first token (ms, log): p50 solid, p99 dashed")
+            .draw()?;
         for (name, pts) in &series {
             let c = engine_colour(name);
-            chart.draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(2)))?.label(name.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            chart
+                .draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(2)))?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
             chart.draw_series(DashedLineSeries::new(pts.iter().map(|p| (p.0, p.2)), 6, 4, c.stroke_width(2)))?;
             chart.draw_series(pts.iter().flat_map(|p| [Circle::new((p.0, p.1), 3, c.filled()), Circle::new((p.0, p.2), 3, c.filled())]))?;
         }
@@ -223,7 +256,9 @@ pub fn gpu_timeline(run: &Run) -> anyhow::Result<String> {
         })
         .collect();
     svg(|root| {
-        let Some(bt) = bounds(tagged.iter().map(|s| s.1)) else { return Ok(()) };
+        let Some(bt) = bounds(tagged.iter().map(|s| s.1)) else {
+            return Ok(());
+        };
         let top_power = tagged.iter().filter_map(|s| s.2).fold(0.0, f64::max) * 1.1 + 1.0;
         let (upper, lower) = root.split_vertically(SIZE.1 / 2);
         let mut engines: Vec<&str> = tagged.iter().map(|s| s.0).collect();
@@ -233,7 +268,12 @@ pub fn gpu_timeline(run: &Run) -> anyhow::Result<String> {
             (&upper, "GPU power and utilisation over the run (NVML, every sample up to 4000)", "power (W)", top_power, 2usize),
             (&lower, "", "utilisation (%)", 105.0, 3usize),
         ] {
-            let mut chart = ChartBuilder::on(area).caption(title, (FONT, 18)).margin(8).x_label_area_size(35).y_label_area_size(60).build_cartesian_2d(bt.0..bt.1.max(bt.0 + 1.0), 0.0..top)?;
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, (FONT, 18))
+                .margin(8)
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d(bt.0..bt.1.max(bt.0 + 1.0), 0.0..top)?;
             chart.configure_mesh().x_desc("seconds since the run's first sample").y_desc(y_desc).draw()?;
             for &e in &engines {
                 let c = if e == "idle" { RGBColor(190, 190, 190) } else { engine_colour(e) };
@@ -255,7 +295,9 @@ pub fn gpu_timeline(run: &Run) -> anyhow::Result<String> {
 /// (and the compute roof when the config states the GPU's peak).
 pub fn roofline(points: &[RooflinePoint], copy_gb_s: Option<f64>, peak_tflops: Option<f64>) -> anyhow::Result<String> {
     svg(|root| {
-        let (Some(bx), Some(by)) = (bounds(points.iter().map(|p| p.intensity_flop_per_byte)), bounds(points.iter().map(|p| p.achieved_tflops))) else {
+        let (Some(bx), Some(by)) =
+            (bounds(points.iter().map(|p| p.intensity_flop_per_byte)), bounds(points.iter().map(|p| p.achieved_tflops)))
+        else {
             return Ok(());
         };
         let x = (bx.0 / 2.0)..(bx.1 * 4.0);
@@ -302,10 +344,8 @@ pub fn roofline(points: &[RooflinePoint], copy_gb_s: Option<f64>, peak_tflops: O
 
 /// Every chart of a run, by file name.
 pub fn all(run: &Run, summary: &Summary, roofline_points: &[RooflinePoint]) -> anyhow::Result<Vec<(&'static str, String)>> {
-    let mut out = vec![
-        ("latency_distribution.svg", latency_distribution(run, summary)?),
-        ("decode_throughput.svg", decode_throughput(summary)?),
-    ];
+    let mut out =
+        vec![("latency_distribution.svg", latency_distribution(run, summary)?), ("decode_throughput.svg", decode_throughput(summary)?)];
     if summary.engines.iter().any(|e| !e.scenarios.throughput.is_empty()) {
         out.push(("throughput_vs_latency.svg", throughput_vs_latency(summary)?));
     }

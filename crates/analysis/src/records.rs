@@ -208,31 +208,128 @@ pub struct CellStats {
     pub max_temp_c: Option<u32>,
 }
 
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+/// A record type read from a stream. `fast` may decode the runner's own layout of a line without
+/// serde (`None`: not that layout, or no fast path; serde_json then parses the line).
+pub trait StreamRecord: for<'de> Deserialize<'de> + Send {
+    fn fast(_line: &[u8]) -> Option<Self> {
+        None
+    }
+}
+
+impl StreamRecord for RequestRecord {
+    fn fast(line: &[u8]) -> Option<Self> {
+        crate::request_line::decode(line)
+    }
+}
+impl StreamRecord for CellRecord {}
+impl StreamRecord for FailureRecord {}
+impl StreamRecord for CorrectnessRecord {}
+impl StreamRecord for EngineRecord {}
+impl StreamRecord for Sample {}
+
 /// Reads every record of a stream, lines parsed in parallel; a missing file is an empty stream.
 /// A bad line is an error naming the file and line.
-pub fn read_stream<T: for<'de> Deserialize<'de> + Send>(raw_dir: &Path, stream: &str) -> anyhow::Result<Vec<T>> {
+pub fn read_stream<T: StreamRecord>(raw_dir: &Path, stream: &str) -> anyhow::Result<Vec<T>> {
     use rayon::prelude::*;
     let mut path = raw_dir.join(format!("{stream}.jsonl"));
     let gz = raw_dir.join(format!("{stream}.jsonl.gz"));
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
+    let bytes: Bytes = match File::open(&path) {
+        // Mapped, not copied: a million-request stream is most of a gigabyte. The runner only
+        // ever appends to a stream, and a mapping does not see bytes appended after it is made.
+        // SAFETY: raw data is appended, never truncated or rewritten (see the module note).
+        Ok(f) => match unsafe { memmap2::Mmap::map(&f) } {
+            Ok(m) => Bytes::Mapped(m),
+            // Some filesystems cannot be mapped: read them.
+            Err(_) => Bytes::Read(std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?),
+        },
         // Committed runs keep large streams gzipped (`gzip -k -9`); both forms read the same.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && gz.exists() => {
             use std::io::Read;
-            let mut t = String::new();
+            let mut b = Vec::new();
             let f = File::open(&gz).map_err(|e| anyhow::anyhow!("{}: {e}", gz.display()))?;
-            flate2::read::GzDecoder::new(f).read_to_string(&mut t).map_err(|e| anyhow::anyhow!("{}: {e}", gz.display()))?;
+            flate2::read::GzDecoder::new(f).read_to_end(&mut b).map_err(|e| anyhow::anyhow!("{}: {e}", gz.display()))?;
             path = gz;
-            t
+            Bytes::Read(b)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
     };
-    let lines: Vec<&str> = text.lines().collect();
-    lines
-        .par_iter()
+    let bytes: &[u8] = match &bytes {
+        Bytes::Mapped(m) => m,
+        Bytes::Read(v) => v,
+    };
+    // Chunks of whole lines, a few per thread, parsed in parallel and joined in file order.
+    let target = bytes.len() / (rayon::current_num_threads() * 4) + 1;
+    let mut bounds = vec![0];
+    while let Some(&start) = bounds.last().filter(|&&b| b < bytes.len()) {
+        let from = (start + target).min(bytes.len());
+        bounds.push(bytes[from..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| from + p + 1));
+    }
+    let chunks: Vec<Result<Vec<T>, (usize, usize, serde_json::Error)>> = bounds
+        .par_windows(2)
         .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1)))
-        .collect()
+        .map(|(k, w)| {
+            let mut out = Vec::new();
+            for (i, line) in bytes[w[0]..w[1]].split(|&b| b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match T::fast(line) {
+                    Some(r) => out.push(r),
+                    None => out.push(serde_json::from_slice(line).map_err(|e| (k, i, e))?),
+                }
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut records = Vec::with_capacity(chunks.iter().map(|c| c.as_ref().map_or(0, Vec::len)).sum());
+    for chunk in chunks {
+        match chunk {
+            Ok(mut c) => records.append(&mut c),
+            Err((k, i, e)) => {
+                let line = bytes[..bounds[k]].iter().filter(|&&b| b == b'\n').count() + i + 1;
+                anyhow::bail!("{}:{line}: {e}", path.display());
+            }
+        }
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_read_in_order_and_a_bad_line_is_named_wherever_it_falls() {
+        let dir = std::env::temp_dir().join(format!("analysis-read-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = String::new();
+        for i in 0..2000 {
+            let mut r = crate::requests::tests::request("lm_rs", 1, 3, &[1, 2]);
+            r.iteration = i;
+            text.push_str(&serde_json::to_string(&r).unwrap());
+            // Blank lines and another valid layout (spaces) read too.
+            text.push_str(if i % 100 == 0 { "\n\n" } else { "\n" });
+        }
+        text.push_str(&serde_json::to_string_pretty(&crate::requests::tests::request("lm_rs", 1, 3, &[1])).unwrap().replace('\n', " "));
+        text.push('\n');
+        std::fs::write(dir.join("requests.jsonl"), &text).unwrap();
+        let rs: Vec<RequestRecord> = read_stream(&dir, "requests").unwrap();
+        assert_eq!(rs.len(), 2001);
+        assert!(rs[..2000].iter().enumerate().all(|(i, r)| r.iteration == i));
+        assert_eq!(rs[2000].token_ns, vec![1_000_000]);
+
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[776] = "{\"schema\":1,\"engine\":5}";
+        std::fs::write(dir.join("requests.jsonl"), lines.join("\n")).unwrap();
+        let err = read_stream::<RequestRecord>(&dir, "requests").unwrap_err().to_string();
+        assert!(err.contains("requests.jsonl:777: invalid type"), "{err}");
+        assert!(read_stream::<RequestRecord>(&dir, "absent").unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -5,7 +5,7 @@
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::records::RequestRecord;
+use crate::records::{LoadLevel, RequestRecord};
 use crate::run::Run;
 
 /// The per-request figures, their column names and units. Engine-side timings are the engine's own
@@ -40,18 +40,20 @@ pub fn client_ttft_ms(r: &RequestRecord) -> f64 {
     r.runner_ttft_ns.unwrap_or(r.ttft_ns + r.queue_ns) as f64 / 1e6
 }
 
-fn metric(r: &RequestRecord, name: &str) -> Option<f64> {
+/// Every figure of [`METRICS`] for one request, in that order (one pass over its token times).
+fn metrics(r: &RequestRecord) -> [Option<f64>; METRICS.len()] {
     let ms = |ns: u64| ns as f64 / 1e6;
-    match name {
-        "decode_tok_s" => decode_tok_s(r),
-        "ttft_ms" => Some(ms(r.ttft_ns)),
-        "latency_ms" => Some(ms(r.total_ns)),
-        "tpot_ms" => tpot_ms(r),
-        "output_tok_s" => (r.total_ns > 0).then(|| r.generated_tokens as f64 / (r.total_ns as f64 * 1e-9)),
-        "client_ttft_ms" => Some(client_ttft_ms(r)),
-        "e2e_ms" => Some(ms(r.runner_total_ns)),
-        _ => unreachable!("unknown metric {name}"),
-    }
+    let decode_ns: u64 = r.token_ns.iter().sum();
+    let steps = r.token_ns.len();
+    [
+        (decode_ns > 0).then(|| (r.batch_size * steps) as f64 / (decode_ns as f64 * 1e-9)),
+        Some(ms(r.ttft_ns)),
+        Some(ms(r.total_ns)),
+        (steps > 0).then(|| decode_ns as f64 / steps as f64 / 1e6),
+        (r.total_ns > 0).then(|| r.generated_tokens as f64 / (r.total_ns as f64 * 1e-9)),
+        Some(client_ttft_ms(r)),
+        Some(ms(r.runner_total_ns)),
+    ]
 }
 
 /// One row per request of every run given.
@@ -59,6 +61,14 @@ pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
     let rows: Vec<(&str, &RequestRecord)> = runs.iter().flat_map(|run| run.requests.iter().map(move |r| (run.id.as_str(), r))).collect();
     let strs = |f: &(dyn Fn(&RequestRecord) -> &str + Sync)| -> Vec<&str> { rows.par_iter().map(|(_, r)| f(r)).collect() };
     let ints = |f: &(dyn Fn(&RequestRecord) -> u64 + Sync)| -> Vec<u64> { rows.par_iter().map(|(_, r)| f(r)).collect() };
+    // A handful of load levels: label each once.
+    let mut labels: Vec<(LoadLevel, String)> = Vec::new();
+    for l in rows.iter().filter_map(|(_, r)| r.load) {
+        if !labels.iter().any(|(x, _)| *x == l) {
+            labels.push((l, l.label()));
+        }
+    }
+    let label = |l: Option<LoadLevel>| l.and_then(|l| labels.iter().find(|(x, _)| *x == l)).map_or("", |(_, s)| s.as_str());
     let mut columns = vec![
         Column::new("run".into(), rows.par_iter().map(|(id, _)| *id).collect::<Vec<&str>>()),
         Column::new("engine".into(), strs(&|r| r.engine.as_str())),
@@ -69,16 +79,19 @@ pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
         Column::new("batch_size".into(), ints(&|r| r.batch_size as u64)),
         Column::new("prompt_tokens".into(), ints(&|r| r.prompt_tokens as u64)),
         Column::new("max_new_tokens".into(), ints(&|r| r.max_new_tokens as u64)),
-        Column::new("load".into(), rows.par_iter().map(|(_, r)| r.load.map(|l| l.label()).unwrap_or_default()).collect::<Vec<String>>()),
+        Column::new("load".into(), rows.par_iter().map(|(_, r)| label(r.load)).collect::<Vec<&str>>()),
         Column::new("warmup".into(), rows.par_iter().map(|(_, r)| r.warmup).collect::<Vec<bool>>()),
         Column::new("iteration".into(), ints(&|r| r.iteration as u64)),
         Column::new("generated_tokens".into(), ints(&|r| r.generated_tokens as u64)),
-        Column::new("sent_offset_s".into(), rows.par_iter().map(|(_, r)| r.sent_offset_ns.map(|o| o as f64 * 1e-9)).collect::<Vec<Option<f64>>>()),
+        Column::new(
+            "sent_offset_s".into(),
+            rows.par_iter().map(|(_, r)| r.sent_offset_ns.map(|o| o as f64 * 1e-9)).collect::<Vec<Option<f64>>>(),
+        ),
         Column::new("unix_ms".into(), ints(&|r| r.unix_ms as u64)),
     ];
-    for (name, _) in METRICS {
-        let values: Vec<Option<f64>> = rows.par_iter().map(|(_, r)| metric(r, name)).collect();
-        columns.push(Column::new(name.into(), values));
+    let figures: Vec<[Option<f64>; METRICS.len()]> = rows.par_iter().map(|(_, r)| metrics(r)).collect();
+    for (j, (name, _)) in METRICS.iter().enumerate() {
+        columns.push(Column::new((*name).into(), figures.iter().map(|f| f[j]).collect::<Vec<Option<f64>>>()));
     }
     DataFrame::new_infer_height(columns)
 }
@@ -119,7 +132,11 @@ pub(crate) mod tests {
     fn per_request_figures() {
         // 2 rows × 2 decode steps in 40 ms = 100 tok/s; 6 tokens in 45 ms.
         let r = request("e", 2, 5, &[10, 30]);
+        let metric = |r: &RequestRecord, name: &str| metrics(r)[METRICS.iter().position(|(m, _)| *m == name).unwrap()];
         assert!((decode_tok_s(&r).unwrap() - 100.0).abs() < 1e-9);
+        assert_eq!(metric(&r, "decode_tok_s"), decode_tok_s(&r));
+        assert_eq!(metric(&r, "tpot_ms"), tpot_ms(&r));
+        assert_eq!(metric(&r, "ttft_ms"), Some(5.0));
         assert!((metric(&r, "output_tok_s").unwrap() - 6.0 / 0.045).abs() < 1e-9);
         assert_eq!(tpot_ms(&r), Some(20.0));
         assert_eq!(metric(&r, "e2e_ms"), Some(46.0));

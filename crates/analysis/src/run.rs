@@ -57,8 +57,14 @@ impl Run {
     /// Engines in the config's order, then any other engine the raw data names.
     pub fn engine_names(&self) -> Vec<String> {
         let mut names = self.config.engines.clone();
+        let mut last: Option<&str> = None;
         let seen = self.requests.iter().map(|r| &r.engine).chain(self.failures.iter().map(|f| &f.engine));
         for n in seen {
+            // Records of one engine come together: skip the search while the name repeats.
+            if last == Some(n.as_str()) {
+                continue;
+            }
+            last = Some(n);
             if !names.contains(n) && n != "reference" {
                 names.push(n.clone());
             }

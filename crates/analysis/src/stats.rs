@@ -12,9 +12,10 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
-fn sorted(xs: &[f64]) -> Vec<f64> {
+/// A sorted copy. Unstable sorting is exact here: values equal under `total_cmp` are bit-identical.
+pub fn sorted(xs: &[f64]) -> Vec<f64> {
     let mut v = xs.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
+    v.sort_unstable_by(|a, b| a.total_cmp(b));
     v
 }
 
@@ -53,8 +54,10 @@ pub struct Fences {
 
 impl Fences {
     pub fn of(xs: &[f64]) -> Fences {
-        let s = sorted(xs);
-        let (q1, q3) = (quantile(&s, 0.25), quantile(&s, 0.75));
+        Fences::of_sorted(&sorted(xs))
+    }
+    pub fn of_sorted(s: &[f64]) -> Fences {
+        let (q1, q3) = (quantile(s, 0.25), quantile(s, 0.75));
         let iqr = q3 - q1;
         Fences { q1, q3, inner: (q1 - 1.5 * iqr, q3 + 1.5 * iqr), outer: (q1 - 3.0 * iqr, q3 + 3.0 * iqr) }
     }
@@ -96,6 +99,50 @@ fn resample(xs: &[f64], rng: &mut SplitMix64, buf: &mut Vec<f64>) {
     buf.extend((0..xs.len()).map(|_| xs[rng.below(xs.len())]));
 }
 
+/// The median of one bootstrap resample of the sorted `s`, drawn exactly as [`resample`] followed
+/// by [`median`] would (same generator calls, same value), in O(n) without sorting: because `s`
+/// is sorted, the resample's order statistics are `s` at the order statistics of the drawn
+/// indices, which a count per index gives.
+fn resampled_median_of_sorted(s: &[f64], rng: &mut SplitMix64, counts: &mut Vec<u32>) -> f64 {
+    let n = s.len();
+    counts.clear();
+    counts.resize(n, 0);
+    for _ in 0..n {
+        counts[rng.below(n)] += 1;
+    }
+    let upper_rank = n / 2; // 0-based rank of the upper middle value
+    let (mut seen, mut lower) = (0usize, None);
+    for (i, &c) in counts.iter().enumerate() {
+        let c = c as usize;
+        if c == 0 {
+            continue;
+        }
+        if n % 2 == 0 && lower.is_none() && seen + c >= upper_rank {
+            lower = Some(s[i]);
+        }
+        if seen + c > upper_rank {
+            return match lower {
+                Some(lower) => (lower + s[i]) / 2.0,
+                None => s[i],
+            };
+        }
+        seen += c;
+    }
+    unreachable!("n draws reach rank n / 2")
+}
+
+/// [`bootstrap`] of the median of a sorted sample: the same interval, computed faster.
+fn bootstrap_median_of_sorted(s: &[f64], level: f64, resamples: usize, seed: u64) -> Option<(f64, f64)> {
+    if s.len() < 2 {
+        return None;
+    }
+    let mut rng = SplitMix64(seed);
+    let mut counts = Vec::with_capacity(s.len());
+    let mut stats: Vec<f64> = (0..resamples).map(|_| resampled_median_of_sorted(s, &mut rng, &mut counts)).collect();
+    stats.sort_unstable_by(|a, b| a.total_cmp(b));
+    Some((quantile(&stats, (1.0 - level) / 2.0), quantile(&stats, (1.0 + level) / 2.0)))
+}
+
 /// Percentile bootstrap interval of `stat` over `resamples` resamples, seeded.
 pub fn bootstrap(xs: &[f64], stat: impl Fn(&[f64]) -> f64, level: f64, resamples: usize, seed: u64) -> Option<(f64, f64)> {
     if xs.len() < 2 {
@@ -113,19 +160,34 @@ pub fn bootstrap(xs: &[f64], stat: impl Fn(&[f64]) -> f64, level: f64, resamples
     Some((quantile(&stats, (1.0 - level) / 2.0), quantile(&stats, (1.0 + level) / 2.0)))
 }
 
-/// Samples above this size get the median's bootstrap interval in closed form (below): resampling
-/// every cell of a million-request run thousands of times would dominate the analysis.
-pub const EXACT_BOOTSTRAP_ABOVE: usize = 1000;
+/// Samples above this size get the median's bootstrap interval in closed form (below), the limit
+/// the resampled one tends to; below it, resampling is cheap. Every cell of the committed runs is
+/// below it (≤ 20 requests); a million-request run is far above.
+pub const EXACT_BOOTSTRAP_ABOVE: usize = 200;
 
 /// Percentile-bootstrap interval for the median: resampled (seeded) up to
 /// [`EXACT_BOOTSTRAP_ABOVE`] values, exact above. The second is the same bootstrap with infinitely
 /// many resamples: the median of a resample (its ⌈n/2⌉-th order statistic) is ≤ x₍ₖ₎ exactly when
 /// at least ⌈n/2⌉ of the n draws are ≤ x₍ₖ₎, which is Binomial(n, k/n).
+/// The sample is resampled in sorted order, so the interval does not depend on the order of `xs`.
 pub fn median_interval(xs: &[f64], level: f64, resamples: usize, seed: u64) -> Option<(f64, f64)> {
-    if xs.len() <= EXACT_BOOTSTRAP_ABOVE {
-        return bootstrap(xs, median, level, resamples, seed);
+    median_interval_sorted(&sorted(xs), level, resamples, seed)
+}
+
+/// [`median_interval`] of a sample already sorted.
+pub fn median_interval_sorted(s: &[f64], level: f64, resamples: usize, seed: u64) -> Option<(f64, f64)> {
+    if s.len() <= EXACT_BOOTSTRAP_ABOVE {
+        return bootstrap_median_of_sorted(s, level, resamples, seed);
     }
-    let s = sorted(xs);
+    median_interval_exact(s, level)
+}
+
+/// The percentile-bootstrap interval of the median with infinitely many resamples (see
+/// [`median_interval`]), of a sorted sample of any size ≥ 2.
+pub fn median_interval_exact(s: &[f64], level: f64) -> Option<(f64, f64)> {
+    if s.len() < 2 {
+        return None;
+    }
     let n = s.len() as u64;
     let m = n.div_ceil(2);
     // P(median* ≤ x₍ₖ₎) = P(Bin(n, k/n) ≥ m), increasing in k: binary search for each tail.
@@ -157,17 +219,16 @@ pub fn ratio_of_medians(a: &[f64], b: &[f64], level: f64, resamples: usize, seed
     if a.len() < 2 || b.len() < 2 {
         return None;
     }
-    let point = median(a) / median(b);
+    // Both resampled in sorted order (see `resampled_median_of_sorted`): the interval does not
+    // depend on the order the values came in.
+    let (a, b) = (sorted(a), sorted(b));
+    let point = quantile(&a, 0.5) / quantile(&b, 0.5);
     let mut rng = SplitMix64(seed);
-    let (mut ba, mut bb) = (Vec::new(), Vec::new());
+    let (mut ca, mut cb) = (Vec::new(), Vec::new());
     let mut stats: Vec<f64> = (0..resamples)
-        .map(|_| {
-            resample(a, &mut rng, &mut ba);
-            resample(b, &mut rng, &mut bb);
-            median(&ba) / median(&bb)
-        })
+        .map(|_| resampled_median_of_sorted(&a, &mut rng, &mut ca) / resampled_median_of_sorted(&b, &mut rng, &mut cb))
         .collect();
-    stats.sort_by(|x, y| x.total_cmp(y));
+    stats.sort_unstable_by(|x, y| x.total_cmp(y));
     Some((point, (quantile(&stats, (1.0 - level) / 2.0), quantile(&stats, (1.0 + level) / 2.0))))
 }
 
@@ -194,28 +255,38 @@ pub fn welch_t(a: &[f64], b: &[f64]) -> Option<TestResult> {
     Some(TestResult { statistic: t, p_value: (2.0 * dist.cdf(-t.abs())).min(1.0) })
 }
 
-/// Average ranks (1-based) of the pooled sample, and the tie groups' sizes.
-fn ranks(pooled: &[f64]) -> (Vec<f64>, Vec<usize>) {
-    let mut idx: Vec<usize> = (0..pooled.len()).collect();
-    idx.sort_by(|&i, &j| pooled[i].total_cmp(&pooled[j]));
-    let mut r = vec![0.0; pooled.len()];
+/// The rank sum of `a` in the pooled sample (average ranks for ties, 1-based) and the sizes of
+/// the tie groups, from both samples sorted: one merge, O(m + n).
+fn rank_sum_sorted(a: &[f64], b: &[f64]) -> (f64, Vec<usize>) {
+    let (mut i, mut j, mut before) = (0usize, 0usize, 0usize);
+    let mut r1 = 0.0;
     let mut ties = Vec::new();
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && pooled[idx[j + 1]] == pooled[idx[i]] {
-            j += 1;
+    while i < a.len() || j < b.len() {
+        let v = match (a.get(i), b.get(j)) {
+            (Some(&x), Some(&y)) => {
+                if x.total_cmp(&y).is_le() {
+                    x
+                } else {
+                    y
+                }
+            }
+            (Some(&x), None) => x,
+            (None, Some(&y)) => y,
+            (None, None) => unreachable!(),
+        };
+        let ca = a[i..].iter().take_while(|&&x| x == v).count();
+        let cb = b[j..].iter().take_while(|&&y| y == v).count();
+        let t = ca + cb;
+        // The group holds ranks before+1 ..= before+t; each of its values gets their average.
+        r1 += ca as f64 * (before as f64 + (t as f64 + 1.0) / 2.0);
+        if t > 1 {
+            ties.push(t);
         }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &idx[i..=j] {
-            r[k] = avg;
-        }
-        if j > i {
-            ties.push(j - i + 1);
-        }
-        i = j + 1;
+        before += t;
+        i += ca;
+        j += cb;
     }
-    (r, ties)
+    (r1, ties)
 }
 
 /// Number of ways to reach each U value for sizes (m, n): the exact null distribution.
@@ -245,13 +316,16 @@ fn u_counts(m: usize, n: usize) -> Vec<f64> {
 /// distribution when both samples are smaller than 8 and there are no ties, otherwise the normal
 /// approximation with tie correction and continuity correction. The statistic is U of `a`.
 pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<TestResult> {
+    mann_whitney_u_sorted(&sorted(a), &sorted(b))
+}
+
+/// [`mann_whitney_u`] of two samples already sorted.
+pub fn mann_whitney_u_sorted(a: &[f64], b: &[f64]) -> Option<TestResult> {
     if a.is_empty() || b.is_empty() {
         return None;
     }
     let (m, n) = (a.len(), b.len());
-    let pooled: Vec<f64> = a.iter().chain(b).copied().collect();
-    let (r, ties) = ranks(&pooled);
-    let r1: f64 = r[..m].iter().sum();
+    let (r1, ties) = rank_sum_sorted(a, b);
     let u1 = r1 - (m * (m + 1)) as f64 / 2.0;
     let u2 = (m * n) as f64 - u1;
     let u = u1.max(u2);
@@ -290,17 +364,17 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
     adjusted
 }
 
-/// Cliff's delta: P(a > b) − P(a < b), from −1 to 1. O((n + m) log m): each x counts the b's
-/// below and above it by binary search in the sorted b.
+/// Cliff's delta: P(a > b) − P(a < b), from −1 to 1.
 pub fn cliffs_delta(a: &[f64], b: &[f64]) -> f64 {
-    let b = sorted(b);
-    let mut more = 0i64;
-    for x in a {
-        let below = b.partition_point(|y| y < x) as i64;
-        let above = (b.len() - b.partition_point(|y| y <= x)) as i64;
-        more += below - above;
-    }
-    more as f64 / (a.len() * b.len()) as f64
+    cliffs_delta_sorted(&sorted(a), &sorted(b))
+}
+
+/// [`cliffs_delta`] of two samples already sorted, from the rank sum: U of `a` counts the pairs
+/// with a > b plus half the ties, so #(a > b) − #(a < b) = 2U − mn.
+pub fn cliffs_delta_sorted(a: &[f64], b: &[f64]) -> f64 {
+    let (m, n) = (a.len() as f64, b.len() as f64);
+    let u = rank_sum_sorted(a, b).0 - m * (m + 1.0) / 2.0;
+    (2.0 * u - m * n) / (m * n)
 }
 
 /// Hodges–Lehmann shift: the median of all differences a_i − b_j.
@@ -312,6 +386,22 @@ pub fn hodges_lehmann(a: &[f64], b: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counting_resampled_medians_equal_materialised_ones() {
+        for n in [2usize, 3, 10, 11, 400, 1001] {
+            let mut g = SplitMix64(n as u64);
+            // Ties included: values on a coarse grid.
+            let s = sorted(&(0..n).map(|_| (g.next_u64() % 50) as f64).collect::<Vec<_>>());
+            let (mut r1, mut r2) = (SplitMix64(7), SplitMix64(7));
+            let (mut buf, mut counts) = (Vec::new(), Vec::new());
+            for _ in 0..200 {
+                resample(&s, &mut r1, &mut buf);
+                assert_eq!(median(&buf).to_bits(), resampled_median_of_sorted(&s, &mut r2, &mut counts).to_bits(), "n = {n}");
+            }
+            assert_eq!(bootstrap(&s, median, 0.95, 300, 5), bootstrap_median_of_sorted(&s, 0.95, 300, 5));
+        }
+    }
 
     #[test]
     fn quantiles_interpolate_like_numpy() {
@@ -354,8 +444,8 @@ mod tests {
         let resampled = bootstrap(&xs, median, 0.95, 4000, 3).unwrap();
         assert!((exact.0 - resampled.0).abs() <= 2.0 && (exact.1 - resampled.1).abs() <= 2.0, "{exact:?} vs {resampled:?}");
         // The sample is 0..n: the interval is the median ± 1.96 × √n / 2 order statistics.
-        let half = 1.96 * (n as f64).sqrt() / 2.0;
-        assert!((exact.0 - (500.0 - half)).abs() <= 2.0 && (exact.1 - (500.0 + half)).abs() <= 2.0, "{exact:?}");
+        let (half, m) = (1.96 * (n as f64).sqrt() / 2.0, (n / 2) as f64);
+        assert!((exact.0 - (m - half)).abs() <= 2.0 && (exact.1 - (m + half)).abs() <= 2.0, "{exact:?}");
     }
 
     #[test]

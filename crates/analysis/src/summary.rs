@@ -12,7 +12,6 @@ use crate::config::{Settings, Slo, BASELINE, COMPILED_REFERENCE};
 use crate::records::{CellRecord, FailureRecord, LoadLevel, RequestRecord};
 use crate::requests::{client_ttft_ms, decode_tok_s, tpot_ms};
 use crate::run::Run;
-use crate::stats::ratio_of_medians;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Estimate {
@@ -189,7 +188,15 @@ pub fn percentiles(mut xs: Vec<f64>) -> Option<Percentiles> {
     Some(Percentiles { p50: at(0.50), p90: at(0.90), p99: at(0.99) })
 }
 
-fn load_point(workload: &str, level: LoadLevel, prompt: usize, reqs: &[&RequestRecord], failed: usize, slo: Option<Slo>, cell: Option<&CellRecord>) -> LoadPoint {
+fn load_point(
+    workload: &str,
+    level: LoadLevel,
+    prompt: usize,
+    reqs: &[&RequestRecord],
+    failed: usize,
+    slo: Option<Slo>,
+    cell: Option<&CellRecord>,
+) -> LoadPoint {
     let start = reqs.iter().filter_map(|r| r.sent_offset_ns).min();
     let end = reqs.iter().filter_map(|r| r.sent_offset_ns.map(|o| o + r.runner_total_ns)).max();
     let span_s = match (start, end) {
@@ -220,25 +227,33 @@ fn load_point(workload: &str, level: LoadLevel, prompt: usize, reqs: &[&RequestR
 
 fn scenario_figures(run: &Run, name: &str, measured: &[&RequestRecord], settings: &Settings) -> ScenarioFigures {
     let mut f = ScenarioFigures::default();
-    let mut keys: Vec<(String, String, usize, usize, Option<LoadLevel>)> = Vec::new();
+    // The engine's cells in the order their first request appears, grouped in one pass.
+    type Key<'a> = (&'a str, &'a str, usize, usize, Option<LoadLevel>);
+    let mut keys: Vec<(Key, Vec<&RequestRecord>)> = Vec::new();
+    let mut last: Option<usize> = None;
     for r in measured {
-        let k = (r.scenario.clone(), r.workload.clone(), r.batch_size, r.prompt_tokens, r.load);
-        if !keys.contains(&k) {
-            keys.push(k);
-        }
+        let k: Key = (&r.scenario, &r.workload, r.batch_size, r.prompt_tokens, r.load);
+        // Requests of a cell are written together, so the previous cell is almost always the one.
+        let i = match last.filter(|&i| keys[i].0 == k).or_else(|| keys.iter().position(|(x, _)| *x == k)) {
+            Some(i) => i,
+            None => {
+                keys.push((k, Vec::new()));
+                keys.len() - 1
+            }
+        };
+        keys[i].1.push(r);
+        last = Some(i);
     }
     let own: Vec<&CellRecord> = run.cells.iter().filter(|c| c.engine == name).collect();
     let cell_of = |workload: &str, batch: usize, prompt: usize, level: Option<LoadLevel>| {
         own.iter().copied().find(|c| c.workload == workload && c.batch_size == batch && c.prompt_tokens == prompt && c.load == level)
     };
     let est = |xs: Vec<f64>| Estimate::from(describe(&xs, settings, settings.bootstrap_seed));
-    for (scenario, workload, batch, prompt, level) in keys {
-        let reqs: Vec<&RequestRecord> =
-            measured.iter().copied().filter(|r| r.workload == workload && r.batch_size == batch && r.prompt_tokens == prompt && r.load == level).collect();
-        let cell = cell_of(&workload, batch, prompt, level);
-        match (scenario.as_str(), level) {
+    for ((scenario, workload, batch, prompt, level), reqs) in keys {
+        let cell = cell_of(workload, batch, prompt, level);
+        match (scenario, level) {
             ("throughput", _) => f.throughput.push(ThroughputPoint {
-                workload,
+                workload: workload.to_string(),
                 batch_size: batch,
                 prompt_tokens: prompt,
                 output_tok_per_s: est(reqs.iter().map(|r| r.generated_tokens as f64 / (r.total_ns as f64 * 1e-9)).collect()),
@@ -255,7 +270,7 @@ fn scenario_figures(run: &Run, name: &str, measured: &[&RequestRecord], settings
                     .filter(|x| x.engine == name && x.stage == workload && x.request.is_some() && x.prompt_tokens == Some(prompt))
                     .filter(|x| x.request.as_deref().is_some_and(|id| id.contains(&level.label())))
                     .count();
-                f.load.push(load_point(&workload, level, prompt, &reqs, failed, run.config.slo(&workload), cell));
+                f.load.push(load_point(workload, level, prompt, &reqs, failed, run.config.slo(workload), cell));
             }
             _ => {}
         }
@@ -295,19 +310,37 @@ fn scenario_figures(run: &Run, name: &str, measured: &[&RequestRecord], settings
     f
 }
 
-/// The requests behind an engine's headline figures.
+/// The requests behind an engine's headline figures: its latency scenario, or everything it
+/// measured when the run has no latency scenario.
 pub fn headline_requests<'a>(run: &'a Run, engine: &str) -> Vec<&'a RequestRecord> {
-    let has_latency = run.requests.iter().any(|r| r.scenario == "latency" && !r.warmup);
-    run.requests.iter().filter(|r| r.engine == engine && !r.warmup && (!has_latency || r.scenario == "latency")).collect()
+    let measured: Vec<&RequestRecord> = run.requests.iter().filter(|r| r.engine == engine && !r.warmup).collect();
+    headline(&measured, has_latency(run))
 }
 
-fn speedup(run: &Run, engine: &str, reference: &str, settings: &Settings) -> Option<Ratio> {
-    let tok = |e: &str| -> Vec<f64> { headline_requests(run, e).into_iter().filter_map(decode_tok_s).collect() };
-    let (a, b) = (tok(engine), tok(reference));
+fn has_latency(run: &Run) -> bool {
+    run.requests.iter().any(|r| r.scenario == "latency" && !r.warmup)
+}
+
+fn headline<'a>(measured: &[&'a RequestRecord], run_has_latency: bool) -> Vec<&'a RequestRecord> {
+    measured.iter().copied().filter(|r| !run_has_latency || r.scenario == "latency").collect()
+}
+
+/// Every measured (not warm-up) request of the run, per engine, in one pass.
+fn measured_by_engine(run: &Run) -> std::collections::HashMap<&str, Vec<&RequestRecord>> {
+    let mut by: std::collections::HashMap<&str, Vec<&RequestRecord>> = std::collections::HashMap::new();
+    for r in run.requests.iter().filter(|r| !r.warmup) {
+        by.entry(r.engine.as_str()).or_default().push(r);
+    }
+    by
+}
+
+fn speedup(head: &[&RequestRecord], reference: &[&RequestRecord], settings: &Settings) -> Option<Ratio> {
+    let tok = |rs: &[&RequestRecord]| -> Vec<f64> { rs.iter().copied().filter_map(decode_tok_s).collect() };
+    let (a, b) = (tok(head), tok(reference));
     if a.is_empty() || b.is_empty() {
         return None;
     }
-    match ratio_of_medians(&a, &b, settings.confidence_level, settings.bootstrap_resamples, settings.bootstrap_seed) {
+    match crate::compare::ratio_interval(&a, &b, settings, settings.bootstrap_seed).0 {
         Some((m, ci)) => Some(Ratio { median: m, ci95: Some([ci.0, ci.1]) }),
         None => Some(Ratio { median: crate::stats::median(&a) / crate::stats::median(&b), ci95: None }),
     }
@@ -316,49 +349,62 @@ fn speedup(run: &Run, engine: &str, reference: &str, settings: &Settings) -> Opt
 /// Builds the summary of one run from its raw data and the per-cell tables.
 pub fn assemble(run: &Run, cell_metrics: &[CellMetric], comparisons: &[Comparison], cells: &[(CellKey, Vec<Vec<f64>>)]) -> Summary {
     let settings = &run.config.analysis;
-    let mut engines = Vec::new();
-    for name in run.engine_names() {
-        let fails: Vec<&FailureRecord> = run.failures.iter().filter(|f| f.engine == name && f.kind != "skipped").collect();
-        let ready = run.engines.iter().find(|r| r.engine == name);
-        let gates: Vec<_> = run.correctness.iter().filter(|g| g.engine == name).collect();
-        let everything: Vec<&RequestRecord> = run.requests.iter().filter(|r| r.engine == name && !r.warmup).collect();
-        let status = match (everything.len(), fails.is_empty()) {
-            (0, _) => "failed",
-            (_, true) => "ok",
-            (_, false) => "partial",
-        };
-        let head = headline_requests(run, &name);
-        let est = |xs: Vec<f64>| Estimate::from(describe(&xs, settings, settings.bootstrap_seed));
-        let ms = |ns: u64| ns as f64 / 1e6;
-        let scenarios = scenario_figures(run, &name, &everything, settings);
-        let mut e = EngineSummary {
-            name: name.clone(),
-            status: status.into(),
-            failure: fails.first().map(|f| format!("{} ({}): {}", f.stage, f.kind, f.message)),
-            failed_cells: fails.iter().filter(|f| f.batch_size.is_some()).count(),
-            version: ready.map(|r| r.ready.engine.version.clone()),
-            device: ready.map(|r| r.ready.engine.device.clone()),
-            dtype: ready.map(|r| r.ready.engine.dtype.to_string()),
-            load_ms: ready.map(|r| ms(r.ready.load_ns)),
-            correctness: CorrectnessSummary {
-                passed: (!gates.is_empty()).then(|| gates.iter().all(|g| g.passed)),
-                max_rel_logit_err: gates.iter().map(|g| g.max_rel_logit_err).reduce(f64::max),
-                greedy_match_steps: gates.iter().map(|g| g.greedy_match_steps).min(),
-                steps: gates.first().map(|g| g.steps),
-            },
-            decode_tok_per_s: est(head.iter().filter_map(|r| decode_tok_s(r)).collect()),
-            ttft_ms: est(head.iter().map(|r| ms(r.ttft_ns)).collect()),
-            latency_ms: est(head.iter().map(|r| ms(r.total_ns)).collect()),
-            ttft_p99_ms: percentiles(head.iter().map(|r| client_ttft_ms(r)).collect()).map(|p| p.p99),
-            harness_overhead_ms: est(head.iter().map(|r| (r.runner_total_ns as f64 - (r.total_ns + r.queue_ns) as f64) / 1e6).collect()),
-            speedup_vs_baseline: speedup(run, &name, BASELINE, settings),
-            speedup_vs_compiled: speedup(run, &name, COMPILED_REFERENCE, settings),
-            scenarios,
-            business: Business::default(),
-        };
-        e.business = business::figures(run, &e, cells);
-        engines.push(e);
-    }
+    let by_engine = measured_by_engine(run);
+    let run_has_latency = has_latency(run);
+    let none = Vec::new();
+    let head_of = |engine: &str| headline(by_engine.get(engine).unwrap_or(&none), run_has_latency);
+    let (head_baseline, head_compiled) = (head_of(BASELINE), head_of(COMPILED_REFERENCE));
+    // Engines are independent: summarised in parallel, kept in the run's order.
+    use rayon::prelude::*;
+    let engines: Vec<EngineSummary> = run
+        .engine_names()
+        .into_par_iter()
+        .map(|name| {
+            let fails: Vec<&FailureRecord> = run.failures.iter().filter(|f| f.engine == name && f.kind != "skipped").collect();
+            let ready = run.engines.iter().find(|r| r.engine == name);
+            let gates: Vec<_> = run.correctness.iter().filter(|g| g.engine == name).collect();
+            let everything: &[&RequestRecord] = by_engine.get(name.as_str()).unwrap_or(&none);
+            let status = match (everything.len(), fails.is_empty()) {
+                (0, _) => "failed",
+                (_, true) => "ok",
+                (_, false) => "partial",
+            };
+            let head = head_of(&name);
+            let est = |xs: Vec<f64>| Estimate::from(describe(&xs, settings, settings.bootstrap_seed));
+            let ms = |ns: u64| ns as f64 / 1e6;
+            let scenarios = scenario_figures(run, &name, everything, settings);
+            let mut e = EngineSummary {
+                name: name.clone(),
+                status: status.into(),
+                failure: fails.first().map(|f| format!("{} ({}): {}", f.stage, f.kind, f.message)),
+                failed_cells: fails.iter().filter(|f| f.batch_size.is_some()).count(),
+                version: ready.map(|r| r.ready.engine.version.clone()),
+                device: ready.map(|r| r.ready.engine.device.clone()),
+                dtype: ready.map(|r| r.ready.engine.dtype.to_string()),
+                load_ms: ready.map(|r| ms(r.ready.load_ns)),
+                correctness: CorrectnessSummary {
+                    passed: (!gates.is_empty()).then(|| gates.iter().all(|g| g.passed)),
+                    max_rel_logit_err: gates.iter().map(|g| g.max_rel_logit_err).reduce(f64::max),
+                    greedy_match_steps: gates.iter().map(|g| g.greedy_match_steps).min(),
+                    steps: gates.first().map(|g| g.steps),
+                },
+                decode_tok_per_s: est(head.iter().filter_map(|r| decode_tok_s(r)).collect()),
+                ttft_ms: est(head.iter().map(|r| ms(r.ttft_ns)).collect()),
+                latency_ms: est(head.iter().map(|r| ms(r.total_ns)).collect()),
+                ttft_p99_ms: percentiles(head.iter().map(|r| client_ttft_ms(r)).collect()).map(|p| p.p99),
+                harness_overhead_ms: est(head
+                    .iter()
+                    .map(|r| (r.runner_total_ns as f64 - (r.total_ns + r.queue_ns) as f64) / 1e6)
+                    .collect()),
+                speedup_vs_baseline: speedup(&head, &head_baseline, settings),
+                speedup_vs_compiled: speedup(&head, &head_compiled, settings),
+                scenarios,
+                business: Business::default(),
+            };
+            e.business = business::figures(run, &e, cells);
+            e
+        })
+        .collect();
     let tiers = business::tiers(run, &engines);
     let criteria = business::criteria(&engines, comparisons, settings);
     Summary {

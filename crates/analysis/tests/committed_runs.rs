@@ -46,7 +46,8 @@ fn h200_check_figures_come_out_again() {
     assert!(close(engine("pytorch_baseline").decode_tok_per_s.as_ref().unwrap().median, 60.12626550627341));
     assert!(close(engine("pytorch_compiled").decode_tok_per_s.as_ref().unwrap().median, 290.85777101347503));
     assert!(close(engine("candle_cuda").decode_tok_per_s.as_ref().unwrap().median, 149.22066096687803));
-    let tp: Vec<(usize, f64)> = engine("candle_cuda").scenarios.throughput.iter().map(|p| (p.batch_size, p.output_tok_per_s.as_ref().unwrap().median)).collect();
+    let tp: Vec<(usize, f64)> =
+        engine("candle_cuda").scenarios.throughput.iter().map(|p| (p.batch_size, p.output_tok_per_s.as_ref().unwrap().median)).collect();
     assert_eq!(tp.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1, 8, 64]);
     assert!(close(tp[2].1, 4093.309078482383));
     // candle over the eager baseline: 149.22 / 60.13 = 2.48x, its interval around it.
@@ -57,7 +58,11 @@ fn h200_check_figures_come_out_again() {
     // Half the compiled reference's speed: below 1.
     assert!(engine("candle_cuda").speedup_vs_compiled.as_ref().unwrap().median < 0.6);
     // 10 vs 10 requests, fully separated: significant after Holm.
-    let c = report.comparisons.iter().find(|c| c.engine == "candle_cuda" && c.reference == "pytorch_baseline" && c.metric == "decode_tok_s" && c.workload == "latency").unwrap();
+    let c = report
+        .comparisons
+        .iter()
+        .find(|c| c.engine == "candle_cuda" && c.reference == "pytorch_baseline" && c.metric == "decode_tok_s" && c.workload == "latency")
+        .unwrap();
     assert_eq!((c.n, c.n_reference), (10, 10));
     assert_eq!(c.significant, Some(true));
     assert_eq!(c.cliffs_delta, 1.0);
@@ -83,7 +88,18 @@ fn derived_files_are_written_and_raw_data_untouched() {
     let raw_before = std::fs::read(dir.join("raw_data/requests.jsonl")).unwrap();
     let mut report = analysis::analyze(&dir).unwrap();
     analysis::write(&mut report).unwrap();
-    for f in ["summary.json", "tables/cells.csv", "tables/cells.parquet", "tables/comparisons.csv", "tables/requests.parquet", "plots/decode_throughput.svg", "plots/gpu_timeline.svg", "plots/load_percentiles.svg", "plots/throughput_vs_latency.svg", "plots/latency_distribution.svg"] {
+    for f in [
+        "summary.json",
+        "tables/cells.csv",
+        "tables/cells.parquet",
+        "tables/comparisons.csv",
+        "tables/requests.parquet",
+        "plots/decode_throughput.svg",
+        "plots/gpu_timeline.svg",
+        "plots/load_percentiles.svg",
+        "plots/throughput_vs_latency.svg",
+        "plots/latency_distribution.svg",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     assert_eq!(std::fs::read(dir.join("raw_data/requests.jsonl")).unwrap(), raw_before);

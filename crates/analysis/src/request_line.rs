@@ -1,0 +1,253 @@
+//! A fast path for reading `requests.jsonl`, the one stream that grows to millions of lines.
+//!
+//! The runner writes each [`RequestRecord`] with `serde_json::to_writer`: fields in declaration
+//! order, no whitespace, optional fields left out when empty. [`decode`] reads exactly that layout
+//! byte by byte, several times faster than serde's generic path, and gives up (returns `None`) at
+//! the first byte it does not expect: another field order, whitespace, an escaped string, a number
+//! in another form. The caller then parses the line with serde_json, so any valid record still
+//! reads, and an invalid one still gets serde's error message.
+
+use crate::records::{LoadLevel, RequestRecord};
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn lit(&mut self, s: &[u8]) -> Option<()> {
+        let end = self.i + s.len();
+        (self.b.get(self.i..end)? == s).then(|| self.i = end)
+    }
+
+    /// Like [`Cursor::lit`], but a mismatch leaves the cursor where it was.
+    fn maybe(&mut self, s: &[u8]) -> bool {
+        self.lit(s).is_some()
+    }
+
+    /// A JSON integer as serde writes an unsigned one: digits, no leading zero.
+    fn u128(&mut self) -> Option<u128> {
+        let digits = &self.b[self.i..];
+        let len = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+        if len == 0 || (len > 1 && digits[0] == b'0') {
+            return None;
+        }
+        let v = digits[..len].iter().try_fold(0u128, |v, &d| v.checked_mul(10)?.checked_add(u128::from(d - b'0')))?;
+        self.i += len;
+        Some(v)
+    }
+
+    /// [`Cursor::u128`] for the common case, in one pass: up to 19 digits cannot overflow a u64.
+    fn u64(&mut self) -> Option<u64> {
+        let (b, start) = (self.b, self.i);
+        let mut v = 0u64;
+        let mut i = start;
+        while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+            if i - start == 19 {
+                return self.u128().and_then(|v| u64::try_from(v).ok());
+            }
+            v = v * 10 + u64::from(d);
+            i += 1;
+        }
+        if i == start || (i - start > 1 && b[start] == b'0') {
+            return None;
+        }
+        self.i = i;
+        Some(v)
+    }
+
+    fn usize(&mut self) -> Option<usize> {
+        usize::try_from(self.u64()?).ok()
+    }
+
+    fn opt_u64(&mut self) -> Option<Option<u64>> {
+        if self.maybe(b"null") {
+            Some(None)
+        } else {
+            self.u64().map(Some)
+        }
+    }
+
+    fn bool(&mut self) -> Option<bool> {
+        if self.maybe(b"true") {
+            Some(true)
+        } else {
+            self.lit(b"false").map(|_| false)
+        }
+    }
+
+    /// A string without escapes or control characters (anything else is left to serde).
+    fn string(&mut self) -> Option<String> {
+        self.lit(b"\"")?;
+        let start = self.i;
+        let len = self.b[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        self.i += len;
+        self.lit(b"\"")?;
+        std::str::from_utf8(&self.b[start..start + len]).ok().map(str::to_owned)
+    }
+
+    /// A JSON number as f64: the token handed to Rust's correctly rounded parser, as serde does.
+    fn f64(&mut self) -> Option<f64> {
+        let start = self.i;
+        let len = self.b[start..].iter().position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))?;
+        self.i += len;
+        std::str::from_utf8(&self.b[start..start + len]).ok()?.parse().ok().filter(|x: &f64| x.is_finite())
+    }
+
+    fn load(&mut self) -> Option<LoadLevel> {
+        if self.maybe(b"{\"mode\":\"closed\",\"users\":") {
+            let users = self.usize()?;
+            self.lit(b"}")?;
+            Some(LoadLevel::Closed { users })
+        } else {
+            self.lit(b"{\"mode\":\"open\",\"rate_per_s\":")?;
+            let rate_per_s = self.f64()?;
+            self.lit(b"}")?;
+            Some(LoadLevel::Open { rate_per_s })
+        }
+    }
+}
+
+/// The record on `line` if it is in the runner's exact layout, else `None` (see the module).
+pub fn decode(line: &[u8]) -> Option<RequestRecord> {
+    let mut c = Cursor { b: line, i: 0 };
+    c.lit(b"{\"schema\":")?;
+    let schema = u32::try_from(c.u64()?).ok()?;
+    c.lit(b",\"engine\":")?;
+    let engine = c.string()?;
+    c.lit(b",\"workload\":")?;
+    let workload = c.string()?;
+    c.lit(b",\"scenario\":")?;
+    let scenario = c.string()?;
+    c.lit(b",\"device\":")?;
+    let device = c.string()?;
+    c.lit(b",\"dtype\":")?;
+    let dtype = c.string()?;
+    c.lit(b",\"batch_size\":")?;
+    let batch_size = c.usize()?;
+    c.lit(b",\"prompt_tokens\":")?;
+    let prompt_tokens = c.usize()?;
+    c.lit(b",\"max_new_tokens\":")?;
+    let max_new_tokens = c.usize()?;
+    c.lit(b",\"warmup\":")?;
+    let warmup = c.bool()?;
+    c.lit(b",\"iteration\":")?;
+    let iteration = c.usize()?;
+    c.lit(b",\"generated_tokens\":")?;
+    let generated_tokens = c.usize()?;
+    c.lit(b",\"queue_ns\":")?;
+    let queue_ns = c.u64()?;
+    c.lit(b",\"ttft_ns\":")?;
+    let ttft_ns = c.u64()?;
+    c.lit(b",\"token_ns\":[")?;
+    let mut token_ns = Vec::with_capacity(generated_tokens);
+    if !c.maybe(b"]") {
+        loop {
+            token_ns.push(c.u64()?);
+            if c.maybe(b"]") {
+                break;
+            }
+            c.lit(b",")?;
+        }
+    }
+    c.lit(b",\"total_ns\":")?;
+    let total_ns = c.u64()?;
+    c.lit(b",\"runner_ttft_ns\":")?;
+    let runner_ttft_ns = c.opt_u64()?;
+    c.lit(b",\"runner_total_ns\":")?;
+    let runner_total_ns = c.u64()?;
+    let load = if c.maybe(b",\"load\":") { Some(c.load()?) } else { None };
+    let sent_offset_ns = if c.maybe(b",\"sent_offset_ns\":") { Some(c.u64()?) } else { None };
+    c.lit(b",\"unix_ms\":")?;
+    let unix_ms = c.u128()?;
+    c.lit(b"}")?;
+    // Nothing after the object but line-end whitespace.
+    c.b[c.i..].iter().all(u8::is_ascii_whitespace).then_some(RequestRecord {
+        schema,
+        engine,
+        workload,
+        scenario,
+        device,
+        dtype,
+        batch_size,
+        prompt_tokens,
+        max_new_tokens,
+        warmup,
+        iteration,
+        generated_tokens,
+        queue_ns,
+        ttft_ns,
+        token_ns,
+        total_ns,
+        runner_ttft_ns,
+        runner_total_ns,
+        load,
+        sent_offset_ns,
+        unix_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(load: Option<LoadLevel>, runner_ttft_ns: Option<u64>) -> RequestRecord {
+        let mut r = crate::requests::tests::request("candle_cuda", 1, 20, &[5, 6, 7]);
+        r.load = load;
+        r.sent_offset_ns = load.map(|_| 1_234_567);
+        r.runner_ttft_ns = runner_ttft_ns;
+        r.unix_ms = 1_795_975_853_950;
+        r
+    }
+
+    fn same(a: &RequestRecord, b: &RequestRecord) -> bool {
+        serde_json::to_string(a).unwrap() == serde_json::to_string(b).unwrap()
+    }
+
+    #[test]
+    fn decodes_what_the_runner_writes_exactly_as_serde_does() {
+        let loads = [
+            None,
+            Some(LoadLevel::Closed { users: 8 }),
+            Some(LoadLevel::Open { rate_per_s: 2.5 }),
+            Some(LoadLevel::Open { rate_per_s: 1e-3 }),
+        ];
+        for load in loads {
+            for runner_ttft in [None, Some(20_300_000)] {
+                let r = record(load, runner_ttft);
+                let line = serde_json::to_string(&r).unwrap();
+                let fast = decode(line.as_bytes()).unwrap_or_else(|| panic!("fast path refused its own layout: {line}"));
+                let slow: RequestRecord = serde_json::from_str(&line).unwrap();
+                assert!(same(&fast, &slow), "{line}");
+                assert_eq!(fast.load, load);
+            }
+        }
+        let mut r = record(None, None);
+        r.token_ns.clear();
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(decode(line.as_bytes()).unwrap().token_ns.is_empty());
+    }
+
+    #[test]
+    fn refuses_anything_else_so_serde_decides() {
+        let line = serde_json::to_string(&record(Some(LoadLevel::Closed { users: 2 }), None)).unwrap();
+        let variants = [
+            line.replace(",\"engine\"", ", \"engine\""),                            // whitespace
+            line.replace("candle_cuda", "candle\\u005fcuda"),                       // an escape
+            line.replace("\"schema\":1", "\"schema\":01"),                          // not JSON
+            line.replace("\"batch_size\":1", "\"batch_size\":-1"),                  // negative
+            line.replace("\"queue_ns\":0", "\"queue_ns\":99999999999999999999999"), // overflow
+            line.replace("\"warmup\":false", "\"warmup\":0"),
+            line.trim_end_matches('}').to_string(), // truncated
+            format!("{line}x"),                     // trailing bytes
+            format!("{},\"schema\":1}}", line.replacen("{\"schema\":1,", "{", 1).trim_end_matches('}')), // another order
+        ];
+        for v in &variants {
+            assert!(v != &line, "variant did not change the line");
+            assert!(decode(v.as_bytes()).is_none(), "accepted {v}");
+        }
+        // The escaped one is still a valid record: serde reads it the same.
+        let escaped: RequestRecord = serde_json::from_str(&variants[1]).unwrap();
+        assert_eq!(escaped.engine, "candle_cuda");
+    }
+}
