@@ -41,8 +41,10 @@ step "evcxr Jupyter kernel (evcxr_jupyter $version)"
 installed() { cargo install --list --root "$tools" 2>/dev/null | grep -q "^evcxr_jupyter v$version:"; }
 if ! installed || [ ! -x "$evcxr" ]; then
   # --locked: without it the build fails (ra_ap_span vs salsa). The target folder is kept, so an
-  # interrupted build resumes.
-  CARGO_TARGET_DIR=$cache/target/evcxr-install cargo install --locked "evcxr_jupyter@$version" --root "$tools"
+  # interrupted build resumes. Optimisation level 1 and no debug info: the kernel only drives
+  # cargo and rustc, and the build is a good part of a CI run.
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_TARGET_DIR=$cache/target/evcxr-install \
+    cargo install --locked "evcxr_jupyter@$version" --root "$tools"
 fi
 if ! grep -qs "\"$evcxr\"" "$JUPYTER_PATH/kernels/rust/kernel.json"; then
   "$evcxr" --install
