@@ -95,6 +95,7 @@ pub fn roofline(run: &Run, cells: &[(CellKey, Vec<Vec<f64>>)]) -> Vec<RooflinePo
 
 pub fn figures(run: &Run, e: &EngineSummary, cells: &[(CellKey, Vec<Vec<f64>>)]) -> Business {
     let price = run.config.analysis.gpu_price_per_hour;
+    let on_cpu = e.device.as_deref().is_some_and(|d| d.starts_with("cpu"));
     let per_mtok = |tok_s: f64| price.filter(|_| tok_s > 0.0).map(|p| p / (tok_s * 3600.0) * 1e6);
     let head_tok_s = e.decode_tok_per_s.as_ref().map(|t| t.median);
     let best = e
@@ -123,11 +124,12 @@ pub fn figures(run: &Run, e: &EngineSummary, cells: &[(CellKey, Vec<Vec<f64>>)])
         best_output_tok_per_s: best.map(|b| b.0),
         best_batch_size: best.map(|b| b.1),
         cost_per_mtok_best_batch_usd: best.and_then(|b| per_mtok(b.0)),
-        energy_per_token_mj: e.scenarios.energy_per_token_mj,
+        // The NVML figures are the GPU's: they say nothing about an engine running on the CPU.
+        energy_per_token_mj: e.scenarios.energy_per_token_mj.filter(|_| !on_cpu),
         bytes_per_token,
         achieved_gb_per_s: achieved,
-        fraction_of_copy_bandwidth: achieved.zip(run.copy_bandwidth_gb_s()).map(|(a, bw)| a / bw),
-        gpu_util_under_load_pct: e.scenarios.load.iter().filter_map(|p| p.mean_gpu_util_pct).reduce(f64::max),
+        fraction_of_copy_bandwidth: achieved.zip(run.copy_bandwidth_gb_s()).filter(|_| !on_cpu).map(|(a, bw)| a / bw),
+        gpu_util_under_load_pct: e.scenarios.load.iter().filter_map(|p| p.mean_gpu_util_pct).reduce(f64::max).filter(|_| !on_cpu),
     }
 }
 

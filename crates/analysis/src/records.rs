@@ -239,10 +239,11 @@ pub fn read_stream<T: StreamRecord>(raw_dir: &Path, stream: &str) -> anyhow::Res
     let mut path = raw_dir.join(format!("{stream}.jsonl"));
     let gz = raw_dir.join(format!("{stream}.jsonl.gz"));
     let bytes: Bytes = match File::open(&path) {
-        // Mapped, not copied: a million-request stream is most of a gigabyte. The runner only
-        // ever appends to a stream, and a mapping does not see bytes appended after it is made.
+        // Mapped (and prefaulted in one call), not copied: a million-request stream is most of a
+        // gigabyte. The runner only ever appends to a stream, and a mapping does not see bytes
+        // appended after it is made.
         // SAFETY: raw data is appended, never truncated or rewritten (see the module note).
-        Ok(f) => match unsafe { memmap2::Mmap::map(&f) } {
+        Ok(f) => match unsafe { memmap2::MmapOptions::new().populate().map(&f) } {
             Ok(m) => Bytes::Mapped(m),
             // Some filesystems cannot be mapped: read them.
             Err(_) => Bytes::Read(std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?),

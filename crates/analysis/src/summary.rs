@@ -334,9 +334,17 @@ fn measured_by_engine(run: &Run) -> std::collections::HashMap<&str, Vec<&Request
     by
 }
 
+/// The engine's headline decode rate over the reference's, on the cells both measured (same
+/// workload, batch size and prompt length): none when they share no cell, as when a CPU engine
+/// runs its own shorter workload.
 fn speedup(head: &[&RequestRecord], reference: &[&RequestRecord], settings: &Settings) -> Option<Ratio> {
-    let tok = |rs: &[&RequestRecord]| -> Vec<f64> { rs.iter().copied().filter_map(decode_tok_s).collect() };
-    let (a, b) = (tok(head), tok(reference));
+    let cell = |r: &RequestRecord| (r.workload.clone(), r.batch_size, r.prompt_tokens);
+    let (mine, theirs): (std::collections::HashSet<_>, std::collections::HashSet<_>) =
+        (head.iter().map(|r| cell(r)).collect(), reference.iter().map(|r| cell(r)).collect());
+    let tok = |rs: &[&RequestRecord], other: &std::collections::HashSet<_>| -> Vec<f64> {
+        rs.iter().copied().filter(|r| other.contains(&cell(r))).filter_map(decode_tok_s).collect()
+    };
+    let (a, b) = (tok(head, &theirs), tok(reference, &mine));
     if a.is_empty() || b.is_empty() {
         return None;
     }
@@ -491,5 +499,33 @@ mod tests {
         assert_eq!((p.p50, p.p90, p.p99), (50.0, 90.0, 99.0));
         let p = percentiles(vec![7.0]).unwrap();
         assert_eq!((p.p50, p.p99), (7.0, 7.0));
+    }
+}
+
+#[cfg(test)]
+mod speedup_tests {
+    use super::*;
+    use crate::requests::tests::request;
+
+    #[test]
+    fn speedups_only_compare_cells_both_engines_measured() {
+        let cell = |engine: &str, workload: &str, prompt: usize, token_ms: u64| {
+            let mut r = request(engine, 1, 5, &[token_ms; 4]);
+            r.workload = workload.into();
+            r.prompt_tokens = prompt;
+            r
+        };
+        let base: Vec<RequestRecord> =
+            (0..5).map(|_| cell("b", "latency", 128, 20)).chain((0..5).map(|_| cell("b", "latency", 1024, 40))).collect();
+        let fast: Vec<RequestRecord> = (0..5).map(|_| cell("f", "latency", 128, 10)).collect();
+        let cpu: Vec<RequestRecord> = (0..5).map(|_| cell("c", "latency-cpu", 32, 5)).collect();
+        fn refs(v: &[RequestRecord]) -> Vec<&RequestRecord> {
+            v.iter().collect()
+        }
+        let s = Settings::default();
+        // Against the baseline's 128-token cell only (its 1024-token cell, twice as slow, is left out).
+        assert_eq!(speedup(&refs(&fast), &refs(&base), &s).unwrap().median, 2.0);
+        // No cell in common: no speedup rather than one across workloads.
+        assert!(speedup(&refs(&cpu), &refs(&base), &s).is_none());
     }
 }
