@@ -241,16 +241,24 @@ pub fn criteria(engines: &[EngineSummary], comparisons: &[Comparison], settings:
         });
         let own: Vec<&Comparison> =
             comparisons.iter().filter(|x| x.engine == e.name && x.reference == BASELINE && x.metric == "decode_tok_s").collect();
-        let sig = own.iter().filter(|x| x.significant == Some(true)).count();
+        // A cell too small for Mann-Whitney ever to reach α (3 requests against 3) cannot count
+        // against the engine: the criterion asks for significance where the data could show it.
+        let uses_mw = settings.statistical_tests.iter().any(|t| t == "mann_whitney_u");
+        let (testable, too_small): (Vec<&Comparison>, Vec<&Comparison>) =
+            own.iter().partition(|x| !uses_mw || crate::stats::mann_whitney_min_p(x.n, x.n_reference) < c.alpha);
+        let sig = testable.iter().filter(|x| x.significant == Some(true)).count();
         out.push(CriterionResult {
             criterion: "significant_vs_baseline",
             engine: e.name.clone(),
             target: c.alpha,
-            value: own.iter().filter_map(|x| x.mann_whitney_p_holm.or(x.welch_p_holm)).reduce(f64::max),
-            met: (!own.is_empty()).then(|| sig == own.len()),
+            value: testable.iter().filter_map(|x| x.mann_whitney_p_holm.or(x.welch_p_holm)).reduce(f64::max),
+            met: (!testable.is_empty()).then(|| sig == testable.len()),
             note: format!(
-                "{sig} of {} decode-throughput comparisons with the baseline significant after Holm (largest adjusted p shown)",
-                own.len()
+                "{sig} of {} decode-throughput comparisons with the baseline significant after Holm (largest adjusted p shown); \
+                 {} more left out, too few requests for Mann-Whitney to reach {} at all",
+                testable.len(),
+                too_small.len(),
+                c.alpha
             ),
         });
         let util = e.business.gpu_util_under_load_pct;

@@ -350,6 +350,15 @@ pub fn mann_whitney_u_sorted(a: &[f64], b: &[f64]) -> Option<TestResult> {
     Some(TestResult { statistic: u1, p_value: p })
 }
 
+/// The smallest two-sided p-value [`mann_whitney_u`] can give for samples of these sizes (two
+/// completely separated samples, no ties). When it is not below α, no data of that size can make
+/// the test reject: 3 requests against 3 can never reach p < 0.05 (the exact minimum is 0.1).
+pub fn mann_whitney_min_p(m: usize, n: usize) -> f64 {
+    let above: Vec<f64> = (0..m).map(|i| (n + i) as f64).collect();
+    let below: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    mann_whitney_u(&above, &below).map_or(1.0, |t| t.p_value)
+}
+
 /// Holm's step-down adjustment of p-values (family-wise error), in the input order.
 pub fn holm(p: &[f64]) -> Vec<f64> {
     let m = p.len();
@@ -401,6 +410,14 @@ mod tests {
             }
             assert_eq!(bootstrap(&s, median, 0.95, 300, 5), bootstrap_median_of_sorted(&s, 0.95, 300, 5));
         }
+    }
+
+    #[test]
+    fn smallest_mann_whitney_p_by_sample_size() {
+        // Exact: 2 / C(6, 3) for 3 against 3; 2 / C(10, 5) for 5 against 5.
+        assert!((mann_whitney_min_p(3, 3) - 0.1).abs() < 1e-12);
+        assert!((mann_whitney_min_p(5, 5) - 2.0 / 252.0).abs() < 1e-12);
+        assert!(mann_whitney_min_p(10, 10) < 0.001);
     }
 
     #[test]
