@@ -95,7 +95,7 @@ pub fn roofline(run: &Run, cells: &[(CellKey, Vec<Vec<f64>>)]) -> Vec<RooflinePo
 
 pub fn figures(run: &Run, e: &EngineSummary, cells: &[(CellKey, Vec<Vec<f64>>)]) -> Business {
     let price = run.config.analysis.gpu_price_per_hour;
-    let on_cpu = e.device.as_deref().is_some_and(|d| d.starts_with("cpu"));
+    let on_cpu = e.on_cpu();
     let per_mtok = |tok_s: f64| price.filter(|_| tok_s > 0.0).map(|p| p / (tok_s * 3600.0) * 1e6);
     let head_tok_s = e.decode_tok_per_s.as_ref().map(|t| t.median);
     let best = e
@@ -161,8 +161,6 @@ fn pick(engines: &[EngineSummary], f: impl Fn(&EngineSummary) -> Option<f64>, lo
 }
 
 pub fn tiers(run: &Run, engines: &[EngineSummary]) -> Vec<Tier> {
-    let gpu = |e: &EngineSummary| e.device.as_deref().is_some_and(|d| d.starts_with("cuda"));
-    let cpu = |e: &EngineSummary| e.device.as_deref() == Some("cpu");
     let price = run.config.analysis.gpu_price_per_hour;
     let mut out = Vec::new();
     let mut add = |tier, rule, unit, (engine, value): (Option<String>, Option<f64>)| out.push(Tier { tier, rule, engine, value, unit });
@@ -202,13 +200,13 @@ pub fn tiers(run: &Run, engines: &[EngineSummary]) -> Vec<Tier> {
         "efficiency",
         "lowest GPU energy per generated token over every cell",
         "mJ/token",
-        pick(engines, |e| e.scenarios.energy_per_token_mj.filter(|_| gpu(e)), true),
+        pick(engines, |e| e.scenarios.energy_per_token_mj.filter(|_| e.on_gpu()), true),
     );
     add(
         "cpu-only",
         "highest median decode throughput among CPU engines",
         "tok/s",
-        pick(engines, |e| e.decode_tok_per_s.as_ref().filter(|_| cpu(e)).map(|t| t.median), false),
+        pick(engines, |e| e.decode_tok_per_s.as_ref().filter(|_| e.on_cpu()).map(|t| t.median), false),
     );
     out
 }

@@ -75,6 +75,17 @@ pub struct EngineSummary {
     pub business: Business,
 }
 
+impl EngineSummary {
+    /// The engine reported a CUDA device.
+    pub fn on_gpu(&self) -> bool {
+        self.device.as_deref().is_some_and(|d| d.starts_with("cuda"))
+    }
+    /// The engine reported the CPU as its device.
+    pub fn on_cpu(&self) -> bool {
+        self.device.as_deref() == Some("cpu")
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ScenarioFigures {
     pub throughput: Vec<ThroughputPoint>,
@@ -338,7 +349,9 @@ fn measured_by_engine(run: &Run) -> std::collections::HashMap<&str, Vec<&Request
 /// workload, batch size and prompt length): none when they share no cell, as when a CPU engine
 /// runs its own shorter workload.
 fn speedup(head: &[&RequestRecord], reference: &[&RequestRecord], settings: &Settings) -> Option<Ratio> {
-    let cell = |r: &RequestRecord| (r.workload.clone(), r.batch_size, r.prompt_tokens);
+    fn cell(r: &RequestRecord) -> (&str, usize, usize) {
+        (&r.workload, r.batch_size, r.prompt_tokens)
+    }
     let (mine, theirs): (std::collections::HashSet<_>, std::collections::HashSet<_>) =
         (head.iter().map(|r| cell(r)).collect(), reference.iter().map(|r| cell(r)).collect());
     let tok = |rs: &[&RequestRecord], other: &std::collections::HashSet<_>| -> Vec<f64> {
