@@ -86,12 +86,14 @@ pub struct CellMetric {
 
 /// The measured values of every cell, per metric, in the requests table's order.
 pub fn samples(requests: &DataFrame) -> PolarsResult<Vec<(CellKey, Vec<Vec<f64>>)>> {
-    let measured = requests.clone().lazy().filter(col("warmup").not()).collect()?;
+    // Only the columns the cells need: partitioning copies every column it is given.
+    let needed: Vec<Expr> = CELL_KEYS.iter().chain(METRICS.iter().map(|(m, _)| m)).map(|c| col(*c)).collect();
+    let measured = requests.clone().lazy().filter(col("warmup").not()).select(needed).collect()?;
     let parts = measured.partition_by_stable(CELL_KEYS, true)?;
     parts
         .into_par_iter()
         .map(|part| {
-            let s = |c: &str| -> PolarsResult<String> { Ok(part.column(c)?.str()?.get(0).unwrap_or_default().to_string()) };
+            let s = |c: &str| -> PolarsResult<String> { Ok(part.column(c)?.get(0)?.str_value().into_owned()) };
             let u = |c: &str| -> PolarsResult<u64> { Ok(part.column(c)?.u64()?.get(0).unwrap_or_default()) };
             let key = CellKey {
                 run: s("run")?,

@@ -213,17 +213,18 @@ enum Bytes {
     Read(Vec<u8>),
 }
 
-/// A record type read from a stream. `fast` may decode the runner's own layout of a line without
-/// serde (`None`: not that layout, or no fast path; serde_json then parses the line).
+/// A record type read from a stream. `fast` may decode the runner's own layout of the line that
+/// starts `text` without serde, returning the record and the bytes its line takes, end included
+/// (`None`: not that layout, or no fast path; serde_json then parses the line).
 pub trait StreamRecord: for<'de> Deserialize<'de> + Send {
-    fn fast(_line: &[u8]) -> Option<Self> {
+    fn fast(_text: &[u8]) -> Option<(Self, usize)> {
         None
     }
 }
 
 impl StreamRecord for RequestRecord {
-    fn fast(line: &[u8]) -> Option<Self> {
-        crate::request_line::decode(line)
+    fn fast(text: &[u8]) -> Option<(Self, usize)> {
+        crate::request_line::decode_prefix(text)
     }
 }
 impl StreamRecord for CellRecord {}
@@ -275,15 +276,25 @@ pub fn read_stream<T: StreamRecord>(raw_dir: &Path, stream: &str) -> anyhow::Res
         .par_windows(2)
         .enumerate()
         .map(|(k, w)| {
+            let chunk = &bytes[w[0]..w[1]];
             let mut out = Vec::new();
-            for (i, line) in bytes[w[0]..w[1]].split(|&b| b == b'\n').enumerate() {
-                if line.iter().all(u8::is_ascii_whitespace) {
+            let (mut at, mut i) = (0, 0);
+            while at < chunk.len() {
+                let rest = &chunk[at..];
+                if let Some((r, used)) = T::fast(rest) {
+                    if out.is_empty() {
+                        // Lines of a stream are much alike: size the chunk's records from the first.
+                        out.reserve(chunk.len() / used + 1);
+                    }
+                    out.push(r);
+                    (at, i) = (at + used, i + 1);
                     continue;
                 }
-                match T::fast(line) {
-                    Some(r) => out.push(r),
-                    None => out.push(serde_json::from_slice(line).map_err(|e| (k, i, e))?),
+                let line = &rest[..memchr::memchr(b'\n', rest).map_or(rest.len(), |p| p + 1)];
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    out.push(serde_json::from_slice(line).map_err(|e| (k, i, e))?);
                 }
+                (at, i) = (at + line.len(), i + 1);
             }
             Ok(out)
         })

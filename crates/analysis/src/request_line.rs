@@ -110,7 +110,25 @@ impl<'a> Cursor<'a> {
 
 /// The record on `line` if it is in the runner's exact layout, else `None` (see the module).
 pub fn decode(line: &[u8]) -> Option<RequestRecord> {
-    let mut c = Cursor { b: line, i: 0 };
+    decode_prefix(line).filter(|&(_, used)| used == line.len()).map(|(r, _)| r)
+}
+
+/// The record at the start of `text` (the rest of a file) and how many bytes its line takes,
+/// line end included: one pass over the line, with no separate search for where it ends.
+pub fn decode_prefix(text: &[u8]) -> Option<(RequestRecord, usize)> {
+    let mut c = Cursor { b: text, i: 0 };
+    let r = record(&mut c)?;
+    // Nothing after the object but line-end whitespace.
+    let rest = &c.b[c.i..];
+    let end = rest.iter().position(|&b| !matches!(b, b' ' | b'\t' | b'\r')).unwrap_or(rest.len());
+    match rest.get(end) {
+        None => Some((r, text.len())),
+        Some(b'\n') => Some((r, c.i + end + 1)),
+        Some(_) => None,
+    }
+}
+
+fn record(c: &mut Cursor) -> Option<RequestRecord> {
     c.lit(b"{\"schema\":")?;
     let schema = u32::try_from(c.u64()?).ok()?;
     c.lit(b",\"engine\":")?;
@@ -161,8 +179,7 @@ pub fn decode(line: &[u8]) -> Option<RequestRecord> {
     c.lit(b",\"unix_ms\":")?;
     let unix_ms = c.u128()?;
     c.lit(b"}")?;
-    // Nothing after the object but line-end whitespace.
-    c.b[c.i..].iter().all(u8::is_ascii_whitespace).then_some(RequestRecord {
+    Some(RequestRecord {
         schema,
         engine,
         workload,

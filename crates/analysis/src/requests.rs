@@ -56,10 +56,10 @@ fn metrics(r: &RequestRecord) -> [Option<f64>; METRICS.len()] {
     ]
 }
 
-/// One row per request of every run given.
+/// One row per request of every run given. Columns that name things (run, engine, workload, …)
+/// are Categorical: a few distinct values over a million rows, stored as codes.
 pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
     let rows: Vec<(&str, &RequestRecord)> = runs.iter().flat_map(|run| run.requests.iter().map(move |r| (run.id.as_str(), r))).collect();
-    let strs = |f: &(dyn Fn(&RequestRecord) -> &str + Sync)| -> Vec<&str> { rows.par_iter().map(|(_, r)| f(r)).collect() };
     let ints = |f: &(dyn Fn(&RequestRecord) -> u64 + Sync)| -> Vec<u64> { rows.par_iter().map(|(_, r)| f(r)).collect() };
     // A handful of load levels: label each once.
     let mut labels: Vec<(LoadLevel, String)> = Vec::new();
@@ -69,17 +69,21 @@ pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
         }
     }
     let label = |l: Option<LoadLevel>| l.and_then(|l| labels.iter().find(|(x, _)| *x == l)).map_or("", |(_, s)| s.as_str());
-    let mut columns = vec![
-        Column::new("run".into(), rows.par_iter().map(|(id, _)| *id).collect::<Vec<&str>>()),
-        Column::new("engine".into(), strs(&|r| r.engine.as_str())),
-        Column::new("workload".into(), strs(&|r| r.workload.as_str())),
-        Column::new("scenario".into(), strs(&|r| r.scenario.as_str())),
-        Column::new("device".into(), strs(&|r| r.device.as_str())),
-        Column::new("dtype".into(), strs(&|r| r.dtype.as_str())),
+    type Name<'a> = (&'static str, Box<dyn Fn(&(&'a str, &'a RequestRecord)) -> &'a str + Sync + 'a>);
+    let names: Vec<Name> = vec![
+        ("run", Box::new(|(id, _)| id)),
+        ("engine", Box::new(|(_, r)| &r.engine)),
+        ("workload", Box::new(|(_, r)| &r.workload)),
+        ("scenario", Box::new(|(_, r)| &r.scenario)),
+        ("device", Box::new(|(_, r)| &r.device)),
+        ("dtype", Box::new(|(_, r)| &r.dtype)),
+    ];
+    let mut columns: Vec<Column> = names.par_iter().map(|(name, get)| enum_column(name, rows.iter().map(get))).collect::<PolarsResult<_>>()?;
+    columns.extend([
         Column::new("batch_size".into(), ints(&|r| r.batch_size as u64)),
         Column::new("prompt_tokens".into(), ints(&|r| r.prompt_tokens as u64)),
         Column::new("max_new_tokens".into(), ints(&|r| r.max_new_tokens as u64)),
-        Column::new("load".into(), rows.par_iter().map(|(_, r)| label(r.load)).collect::<Vec<&str>>()),
+        enum_column("load", rows.iter().map(|(_, r)| label(r.load)))?,
         Column::new("warmup".into(), rows.par_iter().map(|(_, r)| r.warmup).collect::<Vec<bool>>()),
         Column::new("iteration".into(), ints(&|r| r.iteration as u64)),
         Column::new("generated_tokens".into(), ints(&|r| r.generated_tokens as u64)),
@@ -88,12 +92,42 @@ pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
             rows.par_iter().map(|(_, r)| r.sent_offset_ns.map(|o| o as f64 * 1e-9)).collect::<Vec<Option<f64>>>(),
         ),
         Column::new("unix_ms".into(), ints(&|r| r.unix_ms as u64)),
-    ];
+    ]);
     let figures: Vec<[Option<f64>; METRICS.len()]> = rows.par_iter().map(|(_, r)| metrics(r)).collect();
-    for (j, (name, _)) in METRICS.iter().enumerate() {
-        columns.push(Column::new((*name).into(), figures.iter().map(|f| f[j]).collect::<Vec<Option<f64>>>()));
-    }
+    let metric_columns: Vec<Column> =
+        (0..METRICS.len()).into_par_iter().map(|j| Column::new(METRICS[j].0.into(), figures.iter().map(|f| f[j]).collect::<Vec<_>>())).collect();
+    columns.extend(metric_columns);
     DataFrame::new_infer_height(columns)
+}
+
+/// A column of names as a polars Categorical.
+pub fn enum_column<'a>(name: &str, values: impl Iterator<Item = &'a str>) -> PolarsResult<Column> {
+    let mut distinct: Vec<&str> = Vec::new();
+    let mut codes: Vec<u32> = Vec::with_capacity(values.size_hint().0);
+    let mut last: Option<(&str, u32)> = None;
+    for v in values {
+        // Rows of one cell come together: the previous value is almost always this one.
+        let code = match last {
+            Some((l, c)) if l == v => c,
+            _ => {
+                let c = distinct.iter().position(|d| *d == v).unwrap_or_else(|| {
+                    distinct.push(v);
+                    distinct.len() - 1
+                }) as u32;
+                last = Some((v, c));
+                c
+            }
+        };
+        codes.push(code);
+    }
+    // polars' global categories (`pl.Categorical`), whose codes are u32: this build of polars has
+    // no 8- or 16-bit integers, which an Enum of a few values would be stored in.
+    let dtype = DataType::from_categories(Categories::global());
+    let DataType::Categorical(_, mapping) = &dtype else { unreachable!("from_categories gives a Categorical") };
+    let ids: Vec<u32> = distinct.iter().map(|d| mapping.insert_cat(d)).collect::<PolarsResult<_>>()?;
+    let codes = UInt32Chunked::from_vec(name.into(), codes.into_iter().map(|c| ids[c as usize]).collect());
+    let series = CategoricalChunked::<Categorical32Type>::from_cats_and_dtype(codes, dtype).into_series();
+    Ok(series.into_column())
 }
 
 #[cfg(test)]
