@@ -3,7 +3,7 @@
 //! `target/bench-million/` (5 engines × 4 load levels × 50,000 requests, 32 new tokens each, plus
 //! a latency workload), then times each stage and the whole `analyze`, best of three.
 //!
-//!     cargo bench -p analysis --bench million_records
+//!     cargo bench -p analysis --bench million_records [-- --first-only]
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -96,6 +96,10 @@ fn main() -> anyhow::Result<()> {
     let first_s = t.elapsed().as_secs_f64();
     println!("first analysis in this process: {} requests in {first_s:.2} s", report.run.requests.len());
     drop(report);
+    if std::env::args().any(|a| a == "--first-only") {
+        // For profiling the fresh process alone: `perf record … million_records-* --first-only`.
+        return Ok(());
+    }
     // The runner's layout takes the fast path (analysis::request_line); check it does here.
     let text = std::fs::read(&requests)?;
     let first = text.split(|&b| b == b'\n').next().unwrap_or_default();

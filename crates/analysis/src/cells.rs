@@ -84,17 +84,34 @@ pub struct CellMetric {
     pub stats: Describe,
 }
 
-/// The measured values of every cell, per metric, in the requests table's order.
+/// The measured values of every cell, per metric, in the requests table's order; cells in the
+/// order of their first measured request.
 pub fn samples(requests: &DataFrame) -> PolarsResult<Vec<(CellKey, Vec<Vec<f64>>)>> {
-    // Only the columns the cells need: partitioning copies every column it is given.
-    let needed: Vec<Expr> = CELL_KEYS.iter().chain(METRICS.iter().map(|(m, _)| m)).map(|c| col(*c)).collect();
-    let measured = requests.clone().lazy().filter(col("warmup").not()).select(needed).collect()?;
-    let parts = measured.partition_by_stable(CELL_KEYS, true)?;
-    parts
+    // Grouped by row indices, and each cell's values gathered straight from the metric columns:
+    // no filtered or partitioned copy of a million-row table.
+    let keys = requests.select(CELL_KEYS)?;
+    let by = keys.group_by_stable(CELL_KEYS)?;
+    let warmup = requests.column("warmup")?.bool()?.rechunk();
+    let measured = |i: IdxSize| warmup.get(i as usize) == Some(false);
+    let mut groups: Vec<(IdxSize, Vec<IdxSize>)> = by
+        .get_groups()
+        .iter()
+        .filter_map(|g| {
+            let rows: Vec<IdxSize> = match g {
+                GroupsIndicator::Idx((_, all)) => all.iter().copied().filter(|&i| measured(i)).collect(),
+                GroupsIndicator::Slice([first, len]) => (first..first + len).filter(|&i| measured(i)).collect(),
+            };
+            Some((*rows.first()?, rows))
+        })
+        .collect();
+    groups.sort_by_key(|(first, _)| *first);
+    let columns: Vec<_> = METRICS.iter().map(|(m, _)| Ok(requests.column(m)?.f64()?.rechunk().into_owned())).collect::<PolarsResult<_>>()?;
+    groups
         .into_par_iter()
-        .map(|part| {
-            let s = |c: &str| -> PolarsResult<String> { Ok(part.column(c)?.get(0)?.str_value().into_owned()) };
-            let u = |c: &str| -> PolarsResult<u64> { Ok(part.column(c)?.u64()?.get(0).unwrap_or_default()) };
+        .map(|(first, rows)| {
+            let at = |c: &str| keys.column(c).and_then(|c| c.get(first as usize));
+            let s = |c: &str| -> PolarsResult<String> { Ok(at(c)?.str_value().into_owned()) };
+            let u = |c: &str| -> PolarsResult<u64> { Ok(at(c)?.extract::<u64>().unwrap_or_default()) };
             let key = CellKey {
                 run: s("run")?,
                 engine: s("engine")?,
@@ -104,10 +121,13 @@ pub fn samples(requests: &DataFrame) -> PolarsResult<Vec<(CellKey, Vec<Vec<f64>>
                 prompt_tokens: u("prompt_tokens")?,
                 load: s("load")?,
             };
-            let values = METRICS
+            let values = columns
                 .iter()
-                .map(|(m, _)| Ok(part.column(m)?.f64()?.iter().flatten().collect()))
-                .collect::<PolarsResult<Vec<Vec<f64>>>>()?;
+                .map(|c| match c.cont_slice() {
+                    Ok(values) => rows.iter().map(|&i| values[i as usize]).collect(),
+                    Err(_) => rows.iter().filter_map(|&i| c.get(i as usize)).collect(),
+                })
+                .collect();
             Ok((key, values))
         })
         .collect()

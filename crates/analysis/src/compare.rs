@@ -26,7 +26,11 @@ const CLOSED_FORM_ABOVE: usize = 2 * crate::stats::EXACT_BOOTSTRAP_ABOVE;
 pub fn ratio_interval(num: &[f64], den: &[f64], settings: &Settings, seed: u64) -> (Option<(f64, (f64, f64))>, usize) {
     let n = num.len() + den.len();
     if n > CLOSED_FORM_ABOVE {
-        (ratio_closed_form(&sorted(num), &sorted(den), settings.confidence_level), 0)
+        // Callers that hold sorted samples (compare) are not made to sort them again.
+        fn sorted_once(xs: &[f64]) -> std::borrow::Cow<'_, [f64]> {
+            if xs.is_sorted() { std::borrow::Cow::Borrowed(xs) } else { std::borrow::Cow::Owned(sorted(xs)) }
+        }
+        (ratio_closed_form(&sorted_once(num), &sorted_once(den), settings.confidence_level), 0)
     } else {
         let resamples = settings.bootstrap_resamples.min((RESAMPLE_BUDGET / n.max(1)).max(200));
         (ratio_of_medians(num, den, settings.confidence_level, resamples, seed), resamples)
@@ -109,16 +113,22 @@ pub fn compare(cells: &[(CellKey, Vec<Vec<f64>>)], references: &[&str], settings
             }
         }
     }
+    // Each sample sorted once, however many comparisons it is in, for the medians, the
+    // closed-form intervals, the ranks and Cliff's delta.
+    let mut samples: Vec<&Vec<f64>> = pairs.iter().flat_map(|(_, a, _, b, _)| [*a, *b]).collect();
+    samples.sort_by_key(|v| v.as_ptr());
+    samples.dedup_by_key(|v| v.as_ptr());
+    let sorted_samples: Vec<Vec<f64>> = samples.par_iter().map(|v| sorted(v)).collect();
+    let sorted_of = |v: &Vec<f64>| &sorted_samples[samples.binary_search_by_key(&v.as_ptr(), |s| s.as_ptr()).expect("every sample was sorted")];
     let tests = |name: &str| settings.statistical_tests.iter().any(|t| t == name);
     let mut rows: Vec<Comparison> = pairs
         .par_iter()
         .enumerate()
         .map(|(i, (k, a, reference, b, metric))| {
-            // Sorted once for the medians, the closed-form intervals, the ranks and Cliff's delta.
-            let (sa, sb) = (sorted(a), sorted(b));
-            let (num, den) = if higher_is_better(metric) { (&sa, &sb) } else { (&sb, &sa) };
+            let (sa, sb) = (sorted_of(a), sorted_of(b));
+            let (num, den) = if higher_is_better(metric) { (sa, sb) } else { (sb, sa) };
             let (ratio, resamples) = ratio_interval(num, den, settings, settings.bootstrap_seed.wrapping_add(i as u64));
-            let mw = tests("mann_whitney_u").then(|| mann_whitney_u_sorted(&sa, &sb)).flatten();
+            let mw = tests("mann_whitney_u").then(|| mann_whitney_u_sorted(sa, sb)).flatten();
             let wt = tests("welch_t_test").then(|| welch_t(a, b)).flatten();
             Comparison {
                 run: k.run.clone(),
@@ -132,8 +142,8 @@ pub fn compare(cells: &[(CellKey, Vec<Vec<f64>>)], references: &[&str], settings
                 reference: reference.to_string(),
                 n: a.len(),
                 n_reference: b.len(),
-                median: quantile(&sa, 0.5),
-                median_reference: quantile(&sb, 0.5),
+                median: quantile(sa, 0.5),
+                median_reference: quantile(sb, 0.5),
                 speedup: ratio.map_or(f64::NAN, |r| r.0),
                 speedup_ci: ratio.map(|r| [r.1 .0, r.1 .1]),
                 bootstrap_resamples: resamples,
@@ -143,7 +153,7 @@ pub fn compare(cells: &[(CellKey, Vec<Vec<f64>>)], references: &[&str], settings
                 welch_t: wt.map(|t| t.statistic),
                 welch_p: wt.map(|t| t.p_value),
                 welch_p_holm: None,
-                cliffs_delta: cliffs_delta_sorted(&sa, &sb),
+                cliffs_delta: cliffs_delta_sorted(sa, sb),
                 hodges_lehmann: (a.len() * b.len() <= HL_MAX_PAIRS).then(|| hodges_lehmann(a, b)),
                 significant: None,
             }

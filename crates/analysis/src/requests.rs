@@ -56,11 +56,48 @@ fn metrics(r: &RequestRecord) -> [Option<f64>; METRICS.len()] {
     ]
 }
 
-/// One row per request of every run given. Columns that name things (run, engine, workload, …)
-/// are Categorical: a few distinct values over a million rows, stored as codes.
+/// Columns that name things: a few distinct values over a million rows, stored as Categorical.
+const NAME_COLUMNS: [&str; 7] = ["run", "engine", "workload", "scenario", "device", "dtype", "load"];
+const INT_COLUMNS: [&str; 6] = ["batch_size", "prompt_tokens", "max_new_tokens", "iteration", "generated_tokens", "unix_ms"];
+
+/// Distinct values in the order they first appear, and each row's index among them.
+#[derive(Default)]
+struct Names<'a> {
+    distinct: Vec<&'a str>,
+    codes: Vec<u32>,
+}
+
+impl<'a> Names<'a> {
+    fn push(&mut self, v: &'a str) {
+        // Rows of one cell come together: the previous row's value is almost always this one.
+        let code = match self.codes.last() {
+            Some(&c) if self.distinct[c as usize] == v => c,
+            _ => self.code(v),
+        };
+        self.codes.push(code);
+    }
+
+    fn code(&mut self, v: &'a str) -> u32 {
+        (self.distinct.iter().position(|d| *d == v).unwrap_or_else(|| {
+            self.distinct.push(v);
+            self.distinct.len() - 1
+        })) as u32
+    }
+}
+
+/// Every column of a stretch of rows, filled in one pass over its records: a million records are
+/// most of a gigabyte, and a pass per column would read them twenty times.
+struct Part<'a> {
+    names: [Names<'a>; NAME_COLUMNS.len()],
+    ints: [Vec<u64>; INT_COLUMNS.len()],
+    warmup: Vec<bool>,
+    sent_offset_s: Vec<Option<f64>>,
+    metrics: [Vec<Option<f64>>; METRICS.len()],
+}
+
+/// One row per request of every run given.
 pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
     let rows: Vec<(&str, &RequestRecord)> = runs.iter().flat_map(|run| run.requests.iter().map(move |r| (run.id.as_str(), r))).collect();
-    let ints = |f: &(dyn Fn(&RequestRecord) -> u64 + Sync)| -> Vec<u64> { rows.par_iter().map(|(_, r)| f(r)).collect() };
     // A handful of load levels: label each once.
     let mut labels: Vec<(LoadLevel, String)> = Vec::new();
     for l in rows.iter().filter_map(|(_, r)| r.load) {
@@ -69,65 +106,81 @@ pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
         }
     }
     let label = |l: Option<LoadLevel>| l.and_then(|l| labels.iter().find(|(x, _)| *x == l)).map_or("", |(_, s)| s.as_str());
-    type Name<'a> = (&'static str, Box<dyn Fn(&(&'a str, &'a RequestRecord)) -> &'a str + Sync + 'a>);
-    let names: Vec<Name> = vec![
-        ("run", Box::new(|(id, _)| id)),
-        ("engine", Box::new(|(_, r)| &r.engine)),
-        ("workload", Box::new(|(_, r)| &r.workload)),
-        ("scenario", Box::new(|(_, r)| &r.scenario)),
-        ("device", Box::new(|(_, r)| &r.device)),
-        ("dtype", Box::new(|(_, r)| &r.dtype)),
-    ];
-    let mut columns: Vec<Column> = names.par_iter().map(|(name, get)| enum_column(name, rows.iter().map(get))).collect::<PolarsResult<_>>()?;
-    columns.extend([
-        Column::new("batch_size".into(), ints(&|r| r.batch_size as u64)),
-        Column::new("prompt_tokens".into(), ints(&|r| r.prompt_tokens as u64)),
-        Column::new("max_new_tokens".into(), ints(&|r| r.max_new_tokens as u64)),
-        enum_column("load", rows.iter().map(|(_, r)| label(r.load)))?,
-        Column::new("warmup".into(), rows.par_iter().map(|(_, r)| r.warmup).collect::<Vec<bool>>()),
-        Column::new("iteration".into(), ints(&|r| r.iteration as u64)),
-        Column::new("generated_tokens".into(), ints(&|r| r.generated_tokens as u64)),
-        Column::new(
-            "sent_offset_s".into(),
-            rows.par_iter().map(|(_, r)| r.sent_offset_ns.map(|o| o as f64 * 1e-9)).collect::<Vec<Option<f64>>>(),
-        ),
-        Column::new("unix_ms".into(), ints(&|r| r.unix_ms as u64)),
-    ]);
-    let figures: Vec<[Option<f64>; METRICS.len()]> = rows.par_iter().map(|(_, r)| metrics(r)).collect();
-    let metric_columns: Vec<Column> =
-        (0..METRICS.len()).into_par_iter().map(|j| Column::new(METRICS[j].0.into(), figures.iter().map(|f| f[j]).collect::<Vec<_>>())).collect();
-    columns.extend(metric_columns);
+    let parts: Vec<Part> = rows
+        .par_chunks(1 << 16)
+        .map(|chunk| {
+            let n = chunk.len();
+            let mut p = Part {
+                names: std::array::from_fn(|_| Names { distinct: Vec::new(), codes: Vec::with_capacity(n) }),
+                ints: std::array::from_fn(|_| Vec::with_capacity(n)),
+                warmup: Vec::with_capacity(n),
+                sent_offset_s: Vec::with_capacity(n),
+                metrics: std::array::from_fn(|_| Vec::with_capacity(n)),
+            };
+            for &(id, r) in chunk {
+                for (names, v) in p.names.iter_mut().zip([id, &r.engine, &r.workload, &r.scenario, &r.device, &r.dtype, label(r.load)]) {
+                    names.push(v);
+                }
+                let ints = [r.batch_size as u64, r.prompt_tokens as u64, r.max_new_tokens as u64, r.iteration as u64, r.generated_tokens as u64];
+                for (col, v) in p.ints.iter_mut().zip(ints.into_iter().chain([r.unix_ms as u64])) {
+                    col.push(v);
+                }
+                p.warmup.push(r.warmup);
+                p.sent_offset_s.push(r.sent_offset_ns.map(|o| o as f64 * 1e-9));
+                for (col, v) in p.metrics.iter_mut().zip(metrics(r)) {
+                    col.push(v);
+                }
+            }
+            p
+        })
+        .collect();
+    // The parts joined column by column, the columns in parallel.
+    let name = |k: usize| -> PolarsResult<Column> {
+        let mut all = Names::default();
+        let mut codes = Vec::with_capacity(rows.len());
+        for p in &parts {
+            let global: Vec<u32> = p.names[k].distinct.iter().map(|v| all.code(v)).collect();
+            codes.extend(p.names[k].codes.iter().map(|&c| global[c as usize]));
+        }
+        categorical(NAME_COLUMNS[k], &all.distinct, codes)
+    };
+    let int = |k: usize| Column::new(INT_COLUMNS[k].into(), parts.iter().flat_map(|p| p.ints[k].iter().copied()).collect::<Vec<u64>>());
+    // A metric's column, or (None) the send offsets.
+    let float = |name: &str, metric: Option<usize>| {
+        let values = parts.iter().flat_map(|p| metric.map_or(&p.sent_offset_s, |j| &p.metrics[j]).iter().copied());
+        Column::new(name.into(), values.collect::<Vec<Option<f64>>>())
+    };
+    type Build<'b> = Box<dyn Fn() -> PolarsResult<Column> + Send + Sync + 'b>;
+    let mut builds: Vec<Build> = Vec::new();
+    for k in 0..6 {
+        builds.push(Box::new(move || name(k)));
+    }
+    for k in 0..3 {
+        builds.push(Box::new(move || Ok(int(k))));
+    }
+    builds.push(Box::new(move || name(6)));
+    builds.push(Box::new(|| Ok(Column::new("warmup".into(), parts.iter().flat_map(|p| p.warmup.iter().copied()).collect::<Vec<bool>>()))));
+    for k in 3..5 {
+        builds.push(Box::new(move || Ok(int(k))));
+    }
+    builds.push(Box::new(move || Ok(float("sent_offset_s", None))));
+    builds.push(Box::new(move || Ok(int(5))));
+    for (j, (metric, _)) in METRICS.iter().enumerate() {
+        builds.push(Box::new(move || Ok(float(metric, Some(j)))));
+    }
+    let columns = builds.par_iter().map(|b| b()).collect::<PolarsResult<Vec<Column>>>()?;
     DataFrame::new_infer_height(columns)
 }
 
-/// A column of names as a polars Categorical.
-pub fn enum_column<'a>(name: &str, values: impl Iterator<Item = &'a str>) -> PolarsResult<Column> {
-    let mut distinct: Vec<&str> = Vec::new();
-    let mut codes: Vec<u32> = Vec::with_capacity(values.size_hint().0);
-    let mut last: Option<(&str, u32)> = None;
-    for v in values {
-        // Rows of one cell come together: the previous value is almost always this one.
-        let code = match last {
-            Some((l, c)) if l == v => c,
-            _ => {
-                let c = distinct.iter().position(|d| *d == v).unwrap_or_else(|| {
-                    distinct.push(v);
-                    distinct.len() - 1
-                }) as u32;
-                last = Some((v, c));
-                c
-            }
-        };
-        codes.push(code);
-    }
+/// A column of names as a polars Categorical: `distinct` values, one code into them per row.
+fn categorical(name: &str, distinct: &[&str], codes: Vec<u32>) -> PolarsResult<Column> {
     // polars' global categories (`pl.Categorical`), whose codes are u32: this build of polars has
     // no 8- or 16-bit integers, which an Enum of a few values would be stored in.
     let dtype = DataType::from_categories(Categories::global());
     let DataType::Categorical(_, mapping) = &dtype else { unreachable!("from_categories gives a Categorical") };
     let ids: Vec<u32> = distinct.iter().map(|d| mapping.insert_cat(d)).collect::<PolarsResult<_>>()?;
     let codes = UInt32Chunked::from_vec(name.into(), codes.into_iter().map(|c| ids[c as usize]).collect());
-    let series = CategoricalChunked::<Categorical32Type>::from_cats_and_dtype(codes, dtype).into_series();
-    Ok(series.into_column())
+    Ok(CategoricalChunked::<Categorical32Type>::from_cats_and_dtype(codes, dtype).into_series().into_column())
 }
 
 #[cfg(test)]

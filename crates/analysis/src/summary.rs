@@ -194,9 +194,14 @@ pub fn percentiles(mut xs: Vec<f64>) -> Option<Percentiles> {
     if xs.is_empty() {
         return None;
     }
-    xs.sort_by(|a, b| a.total_cmp(b));
-    let at = |q: f64| xs[((q * xs.len() as f64).ceil() as usize).clamp(1, xs.len()) - 1];
-    Some(Percentiles { p50: at(0.50), p90: at(0.90), p99: at(0.99) })
+    // Three selections, not a sort: each places its rank's value where a sort would, and leaves
+    // larger values above it, so the next (higher) rank is found among those.
+    let rank = |q: f64| ((q * xs.len() as f64).ceil() as usize).clamp(1, xs.len()) - 1;
+    let (r50, r90, r99) = (rank(0.50), rank(0.90), rank(0.99));
+    let p50 = *xs.select_nth_unstable_by(r50, f64::total_cmp).1;
+    let p90 = *xs[r50..].select_nth_unstable_by(r90 - r50, f64::total_cmp).1;
+    let p99 = *xs[r90..].select_nth_unstable_by(r99 - r90, f64::total_cmp).1;
+    Some(Percentiles { p50, p90, p99 })
 }
 
 fn load_point(
@@ -512,6 +517,16 @@ mod tests {
         assert_eq!((p.p50, p.p90, p.p99), (50.0, 90.0, 99.0));
         let p = percentiles(vec![7.0]).unwrap();
         assert_eq!((p.p50, p.p99), (7.0, 7.0));
+        // The selections agree with sorting, shuffled input and ties included.
+        let mut rng = crate::stats::SplitMix64(7);
+        for n in 1..300 {
+            let xs: Vec<f64> = (0..n).map(|_| (rng.next_u64() % 50) as f64).collect();
+            let mut s = xs.clone();
+            s.sort_by(f64::total_cmp);
+            let at = |q: f64| s[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+            let p = percentiles(xs).unwrap();
+            assert_eq!((p.p50, p.p90, p.p99), (at(0.5), at(0.9), at(0.99)), "n = {n}");
+        }
     }
 }
 
