@@ -215,6 +215,78 @@ pub(crate) mod tests {
         }
     }
 
+    fn run(id: &str, requests: Vec<RequestRecord>) -> Run {
+        Run {
+            dir: id.into(),
+            id: id.into(),
+            config: Default::default(),
+            environment: serde_json::Value::Null,
+            requests,
+            cells: vec![],
+            failures: vec![],
+            correctness: vec![],
+            engines: vec![],
+            monitor: vec![],
+            bandwidth_probe: None,
+        }
+    }
+
+    #[test]
+    fn every_row_and_cell_holds_its_records_values() {
+        // Two runs, more rows than one part of the single pass (65,536), cells interleaved with
+        // warm-up rows and a load level, a request with no decode step (null decode rate).
+        let mut a = Vec::new();
+        for i in 0..70_000u64 {
+            let engine = if i % 3 == 0 { "candle_cuda" } else { "pytorch_baseline" };
+            let mut r = request(engine, 1 + (i % 2) as usize, 5 + i % 7, &[10 + i % 5, 20]);
+            r.warmup = i % 10 == 0;
+            r.iteration = i as usize;
+            r.load = (i >= 60_000).then_some(LoadLevel::Open { rate_per_s: 2.0 });
+            a.push(r);
+        }
+        a[5].token_ns.clear();
+        let b = vec![request("lm_rs", 1, 9, &[30, 30, 30])];
+        let (ra, rb) = (run("run-a", a), run("run-b", b));
+        let df = frame(&[&ra, &rb]).unwrap();
+        let records: Vec<(&str, &RequestRecord)> = ra.requests.iter().map(|r| ("run-a", r)).chain(rb.requests.iter().map(|r| ("run-b", r))).collect();
+        assert_eq!(df.height(), records.len());
+        let text = |c: &str| df.column(c).unwrap().cast(&DataType::String).unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>();
+        let (runs, engines, loads) = (text("run"), text("engine"), text("load"));
+        let iterations = df.column("iteration").unwrap().u64().unwrap().to_vec_null_aware().left().unwrap();
+        let decode = df.column("decode_tok_s").unwrap().f64().unwrap().to_vec();
+        let warmup: Vec<Option<bool>> = df.column("warmup").unwrap().bool().unwrap().iter().collect();
+        for (i, (id, r)) in records.iter().enumerate() {
+            assert_eq!((runs[i].as_str(), engines[i].as_str()), (*id, r.engine.as_str()), "row {i}");
+            assert_eq!(loads[i], r.load.map(|l| l.label()).unwrap_or_default(), "row {i}");
+            assert_eq!(iterations[i], r.iteration as u64);
+            assert_eq!(decode[i], decode_tok_s(r), "row {i}");
+            assert_eq!(warmup[i], Some(r.warmup));
+        }
+        assert_eq!(decode[5], None);
+        // Cells: measured rows only, grouped by key, in the order each cell first appears.
+        let cells = crate::cells::samples(&df).unwrap();
+        let mut expected: Vec<(crate::cells::CellKey, Vec<f64>)> = Vec::new();
+        for (id, r) in records.iter().filter(|(_, r)| !r.warmup) {
+            let key = crate::cells::CellKey {
+                run: id.to_string(),
+                engine: r.engine.clone(),
+                workload: r.workload.clone(),
+                scenario: r.scenario.clone(),
+                batch_size: r.batch_size as u64,
+                prompt_tokens: r.prompt_tokens as u64,
+                load: r.load.map(|l| l.label()).unwrap_or_default(),
+            };
+            match expected.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push(metrics(r)[1].unwrap()),
+                None => expected.push((key, vec![metrics(r)[1].unwrap()])),
+            }
+        }
+        assert_eq!(cells.len(), expected.len());
+        for ((key, values), (k, ttft)) in cells.iter().zip(&expected) {
+            assert_eq!((key, &values[1]), (k, ttft));
+        }
+    }
+
     #[test]
     fn per_request_figures() {
         // 2 rows × 2 decode steps in 40 ms = 100 tok/s; 6 tokens in 45 ms.

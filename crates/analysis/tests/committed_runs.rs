@@ -103,6 +103,15 @@ fn derived_files_are_written_and_raw_data_untouched() {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     assert_eq!(std::fs::read(dir.join("raw_data/requests.jsonl")).unwrap(), raw_before);
+    // The requests table reads back whole, its name columns as categories of the same names.
+    use polars::prelude::*;
+    let table = ParquetReader::new(std::fs::File::open(dir.join("tables/requests.parquet")).unwrap()).finish().unwrap();
+    assert_eq!(table.height(), report.run.requests.len());
+    let engines = table.column("engine").unwrap();
+    assert!(matches!(engines.dtype(), DataType::Categorical(..)), "{:?}", engines.dtype());
+    let engines = engines.cast(&DataType::String).unwrap();
+    let names: Vec<&str> = engines.str().unwrap().iter().map(Option::unwrap).collect();
+    assert!(names.iter().zip(&report.run.requests).all(|(n, r)| *n == r.engine));
     let svg = std::fs::read_to_string(dir.join("plots/decode_throughput.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("Decode throughput") && svg.contains("candle_cuda"), "{}", &svg[..200.min(svg.len())]);
     let cells = std::fs::read_to_string(dir.join("tables/cells.csv")).unwrap();
