@@ -6,7 +6,8 @@
 //!
 //!     cargo bench -p analysis --bench million_records
 //!
-//! `-- --first-only` runs one fresh-process analysis alone (for a profiler).
+//! `-- --first-only` runs one fresh-process analysis alone (for a profiler); `--stages` with it
+//! times each stage of that one.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -96,8 +97,14 @@ fn main() -> anyhow::Result<()> {
     // is still to be mapped (the page cache is warm: the file was just written or read).
     if std::env::args().any(|a| a == "--first-only") {
         let t = Instant::now();
-        let report = analysis::analyze(&dir)?;
-        println!("{} {:.3}", report.run.requests.len(), t.elapsed().as_secs_f64());
+        if std::env::args().any(|a| a == "--stages") {
+            let run = analysis::Run::load(&dir)?;
+            eprintln!("  read+parse {:.2} s", t.elapsed().as_secs_f64());
+            stages(run)?;
+        } else {
+            let report = analysis::analyze(&dir)?;
+            println!("{} {:.3}", report.run.requests.len(), t.elapsed().as_secs_f64());
+        }
         return Ok(());
     }
     let mut fresh = Vec::new();
@@ -119,8 +126,8 @@ fn main() -> anyhow::Result<()> {
     let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
     anyhow::ensure!(analysis::request_line::decode(first).is_some(), "the fast path refused the bench's records");
     let t = Instant::now();
-    let (mut n, mut at) = (0, 0);
-    while let Some((_, used)) = analysis::request_line::decode_prefix(&text[at..]).filter(|_| n < 100_000) {
+    let (mut n, mut at, mut tokens) = (0, 0, Vec::new());
+    while let Some((_, used)) = analysis::request_line::decode_fields(&text[at..], &mut tokens).filter(|_| n < 100_000) {
         (n, at) = (n + 1, at + used);
     }
     eprintln!("one thread: {n} lines decoded in {:.2} s", t.elapsed().as_secs_f64());

@@ -17,6 +17,7 @@ pub mod plots;
 pub mod records;
 pub mod reproducibility;
 pub mod request_line;
+pub mod request_store;
 pub mod requests;
 pub mod run;
 pub mod stats;

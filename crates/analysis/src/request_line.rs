@@ -7,7 +7,24 @@
 //! in another form. The caller then parses the line with serde_json, so any valid record still
 //! reads, and an invalid one still gets serde's error message.
 
-use crate::records::{LoadLevel, RequestRecord};
+use crate::records::{LoadLevel, Request, RequestRecord};
+
+/// How many of the eight bytes of `t` (a little-endian word of text XOR b'0' in every byte: a
+/// digit is then its value) are digits before the first that is not. A byte is a digit when it is
+/// below 10: adding 0x76 sets its top bit otherwise. A byte whose addition carries into the next
+/// has its own top bit set already, so only bytes after the first non-digit can be disturbed.
+fn leading_digits(t: u64) -> usize {
+    let not_digit = (t.wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080;
+    (not_digit.trailing_zeros() / 8) as usize
+}
+
+/// Eight digit values, the first in the lowest byte, as the number they spell: pairs, then
+/// fours, then the eight, each by one multiplication (the method of simdjson's number parser).
+fn eight_digits(t: u64) -> u64 {
+    let t = (t & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(10 * 256 + 1) >> 8;
+    let t = (t & 0x00FF_00FF_00FF_00FF).wrapping_mul(100 * 65_536 + 1) >> 16;
+    (t & 0x0000_FFFF_0000_FFFF).wrapping_mul(10_000 * (1 << 32) + 1) >> 32
+}
 
 struct Cursor<'a> {
     b: &'a [u8],
@@ -40,8 +57,23 @@ impl<'a> Cursor<'a> {
     /// [`Cursor::u128`] for the common case, in one pass: up to 19 digits cannot overflow a u64.
     fn u64(&mut self) -> Option<u64> {
         let (b, start) = (self.b, self.i);
-        let mut v = 0u64;
-        let mut i = start;
+        let (mut v, mut i) = (0u64, start);
+        // The first eight bytes at once (most numbers here are token times of 7 or 8 digits).
+        if let Some(eight) = b.get(start..start + 8) {
+            let t = u64::from_le_bytes(eight.try_into().expect("eight bytes")) ^ 0x3030_3030_3030_3030;
+            let len = leading_digits(t);
+            if len > 0 {
+                // Shifted up, the digits read as an eight-digit number with leading zeros.
+                (v, i) = (eight_digits(if len == 8 { t } else { t << (8 * (8 - len)) }), start + len);
+                if len < 8 {
+                    if len > 1 && b[start] == b'0' {
+                        return None;
+                    }
+                    self.i = i;
+                    return Some(v);
+                }
+            }
+        }
         while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
             if i - start == 19 {
                 return self.u128().and_then(|v| u64::try_from(v).ok());
@@ -77,13 +109,19 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string without escapes or control characters (anything else is left to serde).
-    fn string(&mut self) -> Option<String> {
+    fn string(&mut self) -> Option<&'a str> {
         self.lit(b"\"")?;
         let start = self.i;
         let len = self.b[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
         self.i += len;
         self.lit(b"\"")?;
-        std::str::from_utf8(&self.b[start..start + len]).ok().map(str::to_owned)
+        let bytes = &self.b[start..start + len];
+        if bytes.is_ascii() {
+            // SAFETY: ASCII is UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+        } else {
+            std::str::from_utf8(bytes).ok()
+        }
     }
 
     /// A JSON number as f64: the token handed to Rust's correctly rounded parser, as serde does.
@@ -116,19 +154,92 @@ pub fn decode(line: &[u8]) -> Option<RequestRecord> {
 /// The record at the start of `text` (the rest of a file) and how many bytes its line takes,
 /// line end included: one pass over the line, with no separate search for where it ends.
 pub fn decode_prefix(text: &[u8]) -> Option<(RequestRecord, usize)> {
+    let mut token_ns = Vec::new();
+    let (f, used) = decode_fields(text, &mut token_ns)?;
+    Some((f.request(&token_ns).to_record(), used))
+}
+
+/// Like [`decode_prefix`], without allocating: strings are borrowed from `text`, and the token
+/// times are appended to `token_ns` (left as they were when the line is refused).
+pub fn decode_fields<'a>(text: &'a [u8], token_ns: &mut Vec<u64>) -> Option<(Fields<'a>, usize)> {
+    let before = token_ns.len();
     let mut c = Cursor { b: text, i: 0 };
-    let r = record(&mut c)?;
-    // Nothing after the object but line-end whitespace.
-    let rest = &c.b[c.i..];
-    let end = rest.iter().position(|&b| !matches!(b, b' ' | b'\t' | b'\r')).unwrap_or(rest.len());
-    match rest.get(end) {
-        None => Some((r, text.len())),
-        Some(b'\n') => Some((r, c.i + end + 1)),
-        Some(_) => None,
+    let decoded = fields(&mut c, token_ns).and_then(|f| {
+        // Nothing after the object but line-end whitespace.
+        let rest = &c.b[c.i..];
+        let end = rest.iter().position(|&b| !matches!(b, b' ' | b'\t' | b'\r')).unwrap_or(rest.len());
+        match rest.get(end) {
+            None => Some((f, text.len())),
+            Some(b'\n') => Some((f, c.i + end + 1)),
+            Some(_) => None,
+        }
+    });
+    if decoded.is_none() {
+        token_ns.truncate(before);
+    }
+    decoded
+}
+
+/// One request line's fields: strings borrowed from the line, token times at `tokens` in the
+/// vector [`decode_fields`] appended them to.
+#[derive(Debug, Clone)]
+pub struct Fields<'a> {
+    pub schema: u32,
+    pub engine: &'a str,
+    pub workload: &'a str,
+    pub scenario: &'a str,
+    pub device: &'a str,
+    pub dtype: &'a str,
+    pub batch_size: usize,
+    pub prompt_tokens: usize,
+    pub max_new_tokens: usize,
+    pub warmup: bool,
+    pub iteration: usize,
+    pub generated_tokens: usize,
+    pub queue_ns: u64,
+    pub ttft_ns: u64,
+    pub tokens: std::ops::Range<usize>,
+    pub total_ns: u64,
+    pub runner_ttft_ns: Option<u64>,
+    pub runner_total_ns: u64,
+    pub load: Option<LoadLevel>,
+    pub sent_offset_ns: Option<u64>,
+    pub unix_ms: u128,
+}
+
+impl<'a> Fields<'a> {
+    /// The request, its token times taken from the vector they were appended to.
+    pub fn request<'t>(&self, token_ns: &'t [u64]) -> Request<'t>
+    where
+        'a: 't,
+    {
+        Request {
+            schema: self.schema,
+            engine: self.engine,
+            workload: self.workload,
+            scenario: self.scenario,
+            device: self.device,
+            dtype: self.dtype,
+            batch_size: self.batch_size,
+            prompt_tokens: self.prompt_tokens,
+            max_new_tokens: self.max_new_tokens,
+            warmup: self.warmup,
+            iteration: self.iteration,
+            generated_tokens: self.generated_tokens,
+            queue_ns: self.queue_ns,
+            ttft_ns: self.ttft_ns,
+            token_ns: &token_ns[self.tokens.clone()],
+            total_ns: self.total_ns,
+            runner_ttft_ns: self.runner_ttft_ns,
+            runner_total_ns: self.runner_total_ns,
+            load: self.load,
+            sent_offset_ns: self.sent_offset_ns,
+            unix_ms: self.unix_ms,
+        }
     }
 }
 
-fn record(c: &mut Cursor) -> Option<RequestRecord> {
+fn fields<'a>(c: &mut Cursor<'a>, token_ns: &mut Vec<u64>) -> Option<Fields<'a>> {
     c.lit(b"{\"schema\":")?;
     let schema = u32::try_from(c.u64()?).ok()?;
     c.lit(b",\"engine\":")?;
@@ -158,7 +269,7 @@ fn record(c: &mut Cursor) -> Option<RequestRecord> {
     c.lit(b",\"ttft_ns\":")?;
     let ttft_ns = c.u64()?;
     c.lit(b",\"token_ns\":[")?;
-    let mut token_ns = Vec::with_capacity(generated_tokens);
+    let start = token_ns.len();
     if !c.maybe(b"]") {
         loop {
             token_ns.push(c.u64()?);
@@ -168,6 +279,7 @@ fn record(c: &mut Cursor) -> Option<RequestRecord> {
             c.lit(b",")?;
         }
     }
+    let tokens = start..token_ns.len();
     c.lit(b",\"total_ns\":")?;
     let total_ns = c.u64()?;
     c.lit(b",\"runner_ttft_ns\":")?;
@@ -179,7 +291,7 @@ fn record(c: &mut Cursor) -> Option<RequestRecord> {
     c.lit(b",\"unix_ms\":")?;
     let unix_ms = c.u128()?;
     c.lit(b"}")?;
-    Some(RequestRecord {
+    Some(Fields {
         schema,
         engine,
         workload,
@@ -194,7 +306,7 @@ fn record(c: &mut Cursor) -> Option<RequestRecord> {
         generated_tokens,
         queue_ns,
         ttft_ns,
-        token_ns,
+        tokens,
         total_ns,
         runner_ttft_ns,
         runner_total_ns,
@@ -243,6 +355,34 @@ mod tests {
         r.token_ns.clear();
         let line = serde_json::to_string(&r).unwrap();
         assert!(decode(line.as_bytes()).unwrap().token_ns.is_empty());
+    }
+
+    #[test]
+    fn numbers_read_eight_digits_at_a_time_as_one_by_one() {
+        // Every length up to u64's 20 digits, at every offset against the end of the text, with
+        // the bytes that end numbers here, and the refusals: a leading zero, overflow, no digit.
+        let mut rng = crate::stats::SplitMix64(3);
+        let mut cases: Vec<String> = vec!["0".into(), "00".into(), "07".into(), "18446744073709551615".into(), "18446744073709551616".into()];
+        for digits in 1..=21 {
+            for _ in 0..200 {
+                let first = 1 + rng.next_u64() % 9;
+                let rest: String = (1..digits).map(|_| char::from(b'0' + (rng.next_u64() % 10) as u8)).collect();
+                cases.push(format!("{first}{rest}"));
+            }
+        }
+        for number in &cases {
+            for end in ["", ",", "]", "}", ",\"x\":1", "99x"] {
+                let text = format!("{number}{end}");
+                let expected = {
+                    let mut c = Cursor { b: text.as_bytes(), i: 0 };
+                    c.u128().and_then(|v| u64::try_from(v).ok()).filter(|_| number.len() == 1 || !number.starts_with('0')).map(|v| (v, c.i))
+                };
+                let mut c = Cursor { b: text.as_bytes(), i: 0 };
+                assert_eq!(c.u64().map(|v| (v, c.i)), expected, "{text}");
+            }
+        }
+        let mut c = Cursor { b: b"x1", i: 0 };
+        assert_eq!(c.u64(), None);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::records::{LoadLevel, RequestRecord};
+use crate::records::{LoadLevel, Request};
+use crate::request_store::Block;
 use crate::run::Run;
 
 /// The per-request figures, their column names and units. Engine-side timings are the engine's own
@@ -25,23 +26,23 @@ pub const METRICS: [(&str, &str); 7] = [
 pub const CELL_KEYS: [&str; 7] = ["run", "engine", "workload", "scenario", "batch_size", "prompt_tokens", "load"];
 
 /// Decode throughput of one request: tokens after the first, all rows, over the time they took.
-pub fn decode_tok_s(r: &RequestRecord) -> Option<f64> {
+pub fn decode_tok_s(r: &Request) -> Option<f64> {
     let decode_ns: u64 = r.token_ns.iter().sum();
     (decode_ns > 0).then(|| (r.batch_size * r.token_ns.len()) as f64 / (decode_ns as f64 * 1e-9))
 }
 
 /// Mean time per output token after the first.
-pub fn tpot_ms(r: &RequestRecord) -> Option<f64> {
+pub fn tpot_ms(r: &Request) -> Option<f64> {
     (!r.token_ns.is_empty()).then(|| r.token_ns.iter().sum::<u64>() as f64 / r.token_ns.len() as f64 / 1e6)
 }
 
 /// Time to first token as the client saw it (queueing included).
-pub fn client_ttft_ms(r: &RequestRecord) -> f64 {
+pub fn client_ttft_ms(r: &Request) -> f64 {
     r.runner_ttft_ns.unwrap_or(r.ttft_ns + r.queue_ns) as f64 / 1e6
 }
 
 /// Every figure of [`METRICS`] for one request, in that order (one pass over its token times).
-fn metrics(r: &RequestRecord) -> [Option<f64>; METRICS.len()] {
+fn metrics(r: &Request) -> [Option<f64>; METRICS.len()] {
     let ms = |ns: u64| ns as f64 / 1e6;
     let decode_ns: u64 = r.token_ns.iter().sum();
     let steps = r.token_ns.len();
@@ -113,27 +114,29 @@ impl Floats {
 
 /// One row per request of every run given.
 pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
-    let rows: Vec<(&str, &RequestRecord)> = runs.iter().flat_map(|run| run.requests.iter().map(move |r| (run.id.as_str(), r))).collect();
+    // The runs' blocks of requests, each filled into a part in parallel.
+    let blocks: Vec<(&str, &Block)> = runs.iter().flat_map(|run| run.requests.blocks().iter().map(move |b| (run.id.as_str(), b))).collect();
+    let n: usize = runs.iter().map(|run| run.requests.len()).sum();
     // A handful of load levels: label each once.
     let mut labels: Vec<(LoadLevel, String)> = Vec::new();
-    for l in rows.iter().filter_map(|(_, r)| r.load) {
+    for l in runs.iter().flat_map(|run| run.requests.iter().filter_map(|r| r.load)) {
         if !labels.iter().any(|(x, _)| *x == l) {
             labels.push((l, l.label()));
         }
     }
     let label = |l: Option<LoadLevel>| l.and_then(|l| labels.iter().find(|(x, _)| *x == l)).map_or("", |(_, s)| s.as_str());
-    let parts: Vec<Part> = rows
-        .par_chunks(1 << 16)
-        .map(|chunk| {
-            let n = chunk.len();
+    let parts: Vec<Part> = blocks
+        .par_iter()
+        .map(|&(id, block)| {
+            let n = block.len();
             let mut p = Part {
                 names: std::array::from_fn(|_| Names { distinct: Vec::new(), codes: Vec::with_capacity(n) }),
                 ints: std::array::from_fn(|_| Vec::with_capacity(n)),
                 warmup: Vec::with_capacity(n),
                 floats: std::array::from_fn(|_| Floats { values: Vec::with_capacity(n), nulls: Vec::new() }),
             };
-            for &(id, r) in chunk {
-                for (names, v) in p.names.iter_mut().zip([id, &r.engine, &r.workload, &r.scenario, &r.device, &r.dtype, label(r.load)]) {
+            for r in block.iter() {
+                for (names, v) in p.names.iter_mut().zip([id, r.engine, r.workload, r.scenario, r.device, r.dtype, label(r.load)]) {
                     names.push(v);
                 }
                 let ints = [r.batch_size as u64, r.prompt_tokens as u64, r.max_new_tokens as u64, r.iteration as u64, r.generated_tokens as u64];
@@ -141,7 +144,7 @@ pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
                     col.push(v);
                 }
                 p.warmup.push(r.warmup);
-                let figures = std::iter::once(r.sent_offset_ns.map(|o| o as f64 * 1e-9)).chain(metrics(r));
+                let figures = std::iter::once(r.sent_offset_ns.map(|o| o as f64 * 1e-9)).chain(metrics(&r));
                 for (col, v) in p.floats.iter_mut().zip(figures) {
                     col.push(v);
                 }
@@ -152,7 +155,7 @@ pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
     // The parts joined column by column, the columns in parallel.
     let name = |k: usize| -> PolarsResult<Column> {
         let mut all = Names::default();
-        let mut codes = Vec::with_capacity(rows.len());
+        let mut codes = Vec::with_capacity(n);
         for p in &parts {
             let global: Vec<u32> = p.names[k].distinct.iter().map(|v| all.code(v)).collect();
             codes.extend(p.names[k].codes.iter().map(|&c| global[c as usize]));
@@ -166,7 +169,6 @@ pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
         }
         all
     }
-    let n = rows.len();
     let int = |k: usize| Column::new(INT_COLUMNS[k].into(), joined(&parts, n, |p| &p.ints[k]));
     let float = |name: &str, k: usize| {
         let values = joined(&parts, n, |p| &p.floats[k].values);
@@ -219,6 +221,7 @@ fn categorical(name: &str, distinct: &[&str], codes: Vec<u32>) -> PolarsResult<C
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::records::RequestRecord;
 
     pub fn request(engine: &str, batch: usize, ttft_ms: u64, token_ms: &[u64]) -> RequestRecord {
         let token_ns: Vec<u64> = token_ms.iter().map(|t| t * 1_000_000).collect();
@@ -254,7 +257,7 @@ pub(crate) mod tests {
             id: id.into(),
             config: Default::default(),
             environment: serde_json::Value::Null,
-            requests,
+            requests: requests.into(),
             cells: vec![],
             failures: vec![],
             correctness: vec![],
@@ -282,7 +285,8 @@ pub(crate) mod tests {
         let b = vec![request("lm_rs", 1, 9, &[30, 30, 30])];
         let (ra, rb) = (run("run-a", a), run("run-b", b));
         let df = frame(&[&ra, &rb]).unwrap();
-        let records: Vec<(&str, &RequestRecord)> = ra.requests.iter().map(|r| ("run-a", r)).chain(rb.requests.iter().map(|r| ("run-b", r))).collect();
+        assert!(ra.requests.blocks().len() > 1, "the frame is built block by block");
+        let records: Vec<(&str, Request)> = ra.requests.iter().map(|r| ("run-a", r)).chain(rb.requests.iter().map(|r| ("run-b", r))).collect();
         assert_eq!(df.height(), records.len());
         let text = |c: &str| df.column(c).unwrap().cast(&DataType::String).unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>();
         let (runs, engines, loads) = (text("run"), text("engine"), text("load"));
@@ -290,7 +294,7 @@ pub(crate) mod tests {
         let decode = df.column("decode_tok_s").unwrap().f64().unwrap().to_vec();
         let warmup: Vec<Option<bool>> = df.column("warmup").unwrap().bool().unwrap().iter().collect();
         for (i, (id, r)) in records.iter().enumerate() {
-            assert_eq!((runs[i].as_str(), engines[i].as_str()), (*id, r.engine.as_str()), "row {i}");
+            assert_eq!((runs[i].as_str(), engines[i].as_str()), (*id, r.engine), "row {i}");
             assert_eq!(loads[i], r.load.map(|l| l.label()).unwrap_or_default(), "row {i}");
             assert_eq!(iterations[i], r.iteration as u64);
             assert_eq!(decode[i], decode_tok_s(r), "row {i}");
@@ -303,9 +307,9 @@ pub(crate) mod tests {
         for (id, r) in records.iter().filter(|(_, r)| !r.warmup) {
             let key = crate::cells::CellKey {
                 run: id.to_string(),
-                engine: r.engine.clone(),
-                workload: r.workload.clone(),
-                scenario: r.scenario.clone(),
+                engine: r.engine.to_string(),
+                workload: r.workload.to_string(),
+                scenario: r.scenario.to_string(),
                 batch_size: r.batch_size as u64,
                 prompt_tokens: r.prompt_tokens as u64,
                 load: r.load.map(|l| l.label()).unwrap_or_default(),
@@ -324,8 +328,9 @@ pub(crate) mod tests {
     #[test]
     fn per_request_figures() {
         // 2 rows × 2 decode steps in 40 ms = 100 tok/s; 6 tokens in 45 ms.
-        let r = request("e", 2, 5, &[10, 30]);
-        let metric = |r: &RequestRecord, name: &str| metrics(r)[METRICS.iter().position(|(m, _)| *m == name).unwrap()];
+        let record = request("e", 2, 5, &[10, 30]);
+        let r = Request::from(&record);
+        let metric = |r: &Request, name: &str| metrics(r)[METRICS.iter().position(|(m, _)| *m == name).unwrap()];
         assert!((decode_tok_s(&r).unwrap() - 100.0).abs() < 1e-9);
         assert_eq!(metric(&r, "decode_tok_s"), decode_tok_s(&r));
         assert_eq!(metric(&r, "tpot_ms"), tpot_ms(&r));
@@ -334,6 +339,6 @@ pub(crate) mod tests {
         assert_eq!(tpot_ms(&r), Some(20.0));
         assert_eq!(metric(&r, "e2e_ms"), Some(46.0));
         // One token only: no decode phase, no decode rate.
-        assert_eq!(decode_tok_s(&request("e", 1, 5, &[])), None);
+        assert_eq!(decode_tok_s(&Request::from(&request("e", 1, 5, &[]))), None);
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::config::RunConfig;
 use crate::model::ModelShape;
-use crate::records::{read_stream, CellRecord, CorrectnessRecord, EngineRecord, FailureRecord, RequestRecord, Sample};
+use crate::records::{read_requests, read_stream, CellRecord, CorrectnessRecord, EngineRecord, FailureRecord, Requests, Sample};
 
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -16,7 +16,7 @@ pub struct Run {
     pub id: String,
     pub config: RunConfig,
     pub environment: Value,
-    pub requests: Vec<RequestRecord>,
+    pub requests: Requests,
     pub cells: Vec<CellRecord>,
     pub failures: Vec<FailureRecord>,
     pub correctness: Vec<CorrectnessRecord>,
@@ -44,7 +44,7 @@ impl Run {
             dir: dir.to_path_buf(),
             config: RunConfig::read(&dir.join("config.yaml"))?,
             environment,
-            requests: read_stream(&raw, "requests")?,
+            requests: read_requests(&raw)?,
             cells: read_stream(&raw, "cells")?,
             failures: read_stream(&raw, "failures")?,
             correctness: read_stream(&raw, "correctness")?,
@@ -58,15 +58,15 @@ impl Run {
     pub fn engine_names(&self) -> Vec<String> {
         let mut names = self.config.engines.clone();
         let mut last: Option<&str> = None;
-        let seen = self.requests.iter().map(|r| &r.engine).chain(self.failures.iter().map(|f| &f.engine));
+        let seen = self.requests.iter().map(|r| r.engine).chain(self.failures.iter().map(|f| f.engine.as_str()));
         for n in seen {
             // Records of one engine come together: skip the search while the name repeats.
-            if last == Some(n.as_str()) {
+            if last == Some(n) {
                 continue;
             }
             last = Some(n);
-            if !names.contains(n) && n != "reference" {
-                names.push(n.clone());
+            if !names.iter().any(|x| x == n) && n != "reference" {
+                names.push(n.to_string());
             }
         }
         names

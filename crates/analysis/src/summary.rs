@@ -9,7 +9,7 @@ use crate::business::{self, Business, CriterionResult, Tier};
 use crate::cells::{describe, CellKey, CellMetric, Describe};
 use crate::compare::Comparison;
 use crate::config::{Settings, Slo, BASELINE, COMPILED_REFERENCE};
-use crate::records::{CellRecord, FailureRecord, LoadLevel, RequestRecord};
+use crate::records::{CellRecord, FailureRecord, LoadLevel, Request};
 use crate::requests::{client_ttft_ms, decode_tok_s, tpot_ms};
 use crate::run::Run;
 
@@ -208,7 +208,7 @@ fn load_point(
     workload: &str,
     level: LoadLevel,
     prompt: usize,
-    reqs: &[&RequestRecord],
+    reqs: &[Request],
     failed: usize,
     slo: Option<Slo>,
     cell: Option<&CellRecord>,
@@ -241,14 +241,14 @@ fn load_point(
     }
 }
 
-fn scenario_figures(run: &Run, name: &str, measured: &[&RequestRecord], settings: &Settings) -> ScenarioFigures {
+fn scenario_figures(run: &Run, name: &str, measured: &[usize], settings: &Settings) -> ScenarioFigures {
     let mut f = ScenarioFigures::default();
     // The engine's cells in the order their first request appears, grouped in one pass.
     type Key<'a> = (&'a str, &'a str, usize, usize, Option<LoadLevel>);
-    let mut keys: Vec<(Key, Vec<&RequestRecord>)> = Vec::new();
+    let mut keys: Vec<(Key, Vec<usize>)> = Vec::new();
     let mut last: Option<usize> = None;
-    for r in measured {
-        let k: Key = (&r.scenario, &r.workload, r.batch_size, r.prompt_tokens, r.load);
+    for (row, r) in measured.iter().zip(run.requests.rows(measured)) {
+        let k: Key = (r.scenario, r.workload, r.batch_size, r.prompt_tokens, r.load);
         // Requests of a cell are written together, so the previous cell is almost always the one.
         let i = match last.filter(|&i| keys[i].0 == k).or_else(|| keys.iter().position(|(x, _)| *x == k)) {
             Some(i) => i,
@@ -257,7 +257,7 @@ fn scenario_figures(run: &Run, name: &str, measured: &[&RequestRecord], settings
                 keys.len() - 1
             }
         };
-        keys[i].1.push(r);
+        keys[i].1.push(*row);
         last = Some(i);
     }
     let own: Vec<&CellRecord> = run.cells.iter().filter(|c| c.engine == name).collect();
@@ -265,15 +265,16 @@ fn scenario_figures(run: &Run, name: &str, measured: &[&RequestRecord], settings
         own.iter().copied().find(|c| c.workload == workload && c.batch_size == batch && c.prompt_tokens == prompt && c.load == level)
     };
     let est = |xs: Vec<f64>| Estimate::from(describe(&xs, settings, settings.bootstrap_seed));
-    for ((scenario, workload, batch, prompt, level), reqs) in keys {
+    for ((scenario, workload, batch, prompt, level), rows) in keys {
         let cell = cell_of(workload, batch, prompt, level);
+        let reqs: Vec<Request> = run.requests.rows(&rows).collect();
         match (scenario, level) {
             ("throughput", _) => f.throughput.push(ThroughputPoint {
                 workload: workload.to_string(),
                 batch_size: batch,
                 prompt_tokens: prompt,
                 output_tok_per_s: est(reqs.iter().map(|r| r.generated_tokens as f64 / (r.total_ns as f64 * 1e-9)).collect()),
-                decode_tok_per_s: est(reqs.iter().filter_map(|r| decode_tok_s(r)).collect()),
+                decode_tok_per_s: est(reqs.iter().filter_map(decode_tok_s).collect()),
                 requests_per_s: est(reqs.iter().map(|r| r.batch_size as f64 / (r.total_ns as f64 * 1e-9)).collect()),
                 latency_ms: est(reqs.iter().map(|r| r.total_ns as f64 / 1e6).collect()),
                 energy_per_token_mj: cell.and_then(|c| Some(c.gpu.as_ref()?.energy_mj? as f64 / c.generated_tokens.max(1) as f64)),
@@ -328,24 +329,37 @@ fn scenario_figures(run: &Run, name: &str, measured: &[&RequestRecord], settings
 
 /// The requests behind an engine's headline figures: its latency scenario, or everything it
 /// measured when the run has no latency scenario.
-pub fn headline_requests<'a>(run: &'a Run, engine: &str) -> Vec<&'a RequestRecord> {
-    let measured: Vec<&RequestRecord> = run.requests.iter().filter(|r| r.engine == engine && !r.warmup).collect();
-    headline(&measured, has_latency(run))
+pub fn headline_requests<'a>(run: &'a Run, engine: &str) -> Vec<Request<'a>> {
+    let run_has_latency = has_latency(run);
+    run.requests.iter().filter(|r| r.engine == engine && !r.warmup && (!run_has_latency || r.scenario == "latency")).collect()
 }
 
 fn has_latency(run: &Run) -> bool {
     run.requests.iter().any(|r| r.scenario == "latency" && !r.warmup)
 }
 
-fn headline<'a>(measured: &[&'a RequestRecord], run_has_latency: bool) -> Vec<&'a RequestRecord> {
-    measured.iter().copied().filter(|r| !run_has_latency || r.scenario == "latency").collect()
+/// The headline requests among an engine's measured rows (see [`headline_requests`]).
+fn headline<'a>(run: &'a Run, measured: &'a [usize], run_has_latency: bool) -> Vec<Request<'a>> {
+    run.requests.rows(measured).filter(|r| !run_has_latency || r.scenario == "latency").collect()
 }
 
-/// Every measured (not warm-up) request of the run, per engine, in one pass.
-fn measured_by_engine(run: &Run) -> std::collections::HashMap<&str, Vec<&RequestRecord>> {
-    let mut by: std::collections::HashMap<&str, Vec<&RequestRecord>> = std::collections::HashMap::new();
-    for r in run.requests.iter().filter(|r| !r.warmup) {
-        by.entry(r.engine.as_str()).or_default().push(r);
+/// The rows of every measured (not warm-up) request of the run, per engine, in one pass.
+fn measured_by_engine(run: &Run) -> std::collections::HashMap<&str, Vec<usize>> {
+    let mut by: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    // Requests of one engine come together: a run of rows is filed when the engine changes.
+    let mut current: Option<(&str, Vec<usize>)> = None;
+    for (i, r) in run.requests.iter().enumerate().filter(|(_, r)| !r.warmup) {
+        match &mut current {
+            Some((engine, rows)) if *engine == r.engine => rows.push(i),
+            _ => {
+                if let Some((engine, rows)) = current.replace((r.engine, vec![i])) {
+                    by.entry(engine).or_default().extend(rows);
+                }
+            }
+        }
+    }
+    if let Some((engine, rows)) = current {
+        by.entry(engine).or_default().extend(rows);
     }
     by
 }
@@ -353,14 +367,14 @@ fn measured_by_engine(run: &Run) -> std::collections::HashMap<&str, Vec<&Request
 /// The engine's headline decode rate over the reference's, on the cells both measured (same
 /// workload, batch size and prompt length): none when they share no cell, as when a CPU engine
 /// runs its own shorter workload.
-fn speedup(head: &[&RequestRecord], reference: &[&RequestRecord], settings: &Settings) -> Option<Ratio> {
-    fn cell(r: &RequestRecord) -> (&str, usize, usize) {
-        (&r.workload, r.batch_size, r.prompt_tokens)
+fn speedup(head: &[Request], reference: &[Request], settings: &Settings) -> Option<Ratio> {
+    fn cell<'a>(r: &Request<'a>) -> (&'a str, usize, usize) {
+        (r.workload, r.batch_size, r.prompt_tokens)
     }
     let (mine, theirs): (std::collections::HashSet<_>, std::collections::HashSet<_>) =
         (head.iter().map(|r| cell(r)).collect(), reference.iter().map(|r| cell(r)).collect());
-    let tok = |rs: &[&RequestRecord], other: &std::collections::HashSet<_>| -> Vec<f64> {
-        rs.iter().copied().filter(|r| other.contains(&cell(r))).filter_map(decode_tok_s).collect()
+    let tok = |rs: &[Request], other: &std::collections::HashSet<_>| -> Vec<f64> {
+        rs.iter().filter(|r| other.contains(&cell(r))).filter_map(decode_tok_s).collect()
     };
     let (a, b) = (tok(head, &theirs), tok(reference, &mine));
     if a.is_empty() || b.is_empty() {
@@ -378,7 +392,7 @@ pub fn assemble(run: &Run, cell_metrics: &[CellMetric], comparisons: &[Compariso
     let by_engine = measured_by_engine(run);
     let run_has_latency = has_latency(run);
     let none = Vec::new();
-    let head_of = |engine: &str| headline(by_engine.get(engine).unwrap_or(&none), run_has_latency);
+    let head_of = |engine: &str| headline(run, by_engine.get(engine).unwrap_or(&none), run_has_latency);
     let (head_baseline, head_compiled) = (head_of(BASELINE), head_of(COMPILED_REFERENCE));
     // Engines are independent: summarised in parallel, kept in the run's order.
     use rayon::prelude::*;
@@ -389,7 +403,7 @@ pub fn assemble(run: &Run, cell_metrics: &[CellMetric], comparisons: &[Compariso
             let fails: Vec<&FailureRecord> = run.failures.iter().filter(|f| f.engine == name && f.kind != "skipped").collect();
             let ready = run.engines.iter().find(|r| r.engine == name);
             let gates: Vec<_> = run.correctness.iter().filter(|g| g.engine == name).collect();
-            let everything: &[&RequestRecord] = by_engine.get(name.as_str()).unwrap_or(&none);
+            let everything: &[usize] = by_engine.get(name.as_str()).unwrap_or(&none);
             let status = match (everything.len(), fails.is_empty()) {
                 (0, _) => "failed",
                 (_, true) => "ok",
@@ -414,7 +428,7 @@ pub fn assemble(run: &Run, cell_metrics: &[CellMetric], comparisons: &[Compariso
                     greedy_match_steps: gates.iter().map(|g| g.greedy_match_steps).min(),
                     steps: gates.first().map(|g| g.steps),
                 },
-                decode_tok_per_s: est(head.iter().filter_map(|r| decode_tok_s(r)).collect()),
+                decode_tok_per_s: est(head.iter().filter_map(decode_tok_s).collect()),
                 ttft_ms: est(head.iter().map(|r| ms(r.ttft_ns)).collect()),
                 latency_ms: est(head.iter().map(|r| ms(r.total_ns)).collect()),
                 ttft_p99_ms: percentiles(head.iter().map(|r| client_ttft_ms(r)).collect()).map(|p| p.p99),
@@ -533,6 +547,7 @@ mod tests {
 #[cfg(test)]
 mod speedup_tests {
     use super::*;
+    use crate::records::RequestRecord;
     use crate::requests::tests::request;
 
     #[test]
@@ -547,8 +562,8 @@ mod speedup_tests {
             (0..5).map(|_| cell("b", "latency", 128, 20)).chain((0..5).map(|_| cell("b", "latency", 1024, 40))).collect();
         let fast: Vec<RequestRecord> = (0..5).map(|_| cell("f", "latency", 128, 10)).collect();
         let cpu: Vec<RequestRecord> = (0..5).map(|_| cell("c", "latency-cpu", 32, 5)).collect();
-        fn refs(v: &[RequestRecord]) -> Vec<&RequestRecord> {
-            v.iter().collect()
+        fn refs(v: &[RequestRecord]) -> Vec<Request<'_>> {
+            v.iter().map(Request::from).collect()
         }
         let s = Settings::default();
         // Against the baseline's 128-token cell only (its 1024-token cell, twice as slow, is left out).
