@@ -22,6 +22,7 @@ line) and what went wrong; the exit status is 1 when any notebook failed.
 from __future__ import annotations
 
 import argparse
+import queue
 import re
 import sys
 import time
@@ -31,6 +32,7 @@ import nbformat
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -72,6 +74,30 @@ def check_outputs(index: int, cell) -> None:
     raise CellFailure(index, cell, "output on stderr (where evcxr prints an error returned with `?`)", text)
 
 
+# How long to wait after a cell for output the kernel sends after reporting the cell done.
+LATE_OUTPUT_S = 0.5
+
+
+def late_output(client: NotebookClient, cell) -> None:
+    """Adds to the cell the stream output that arrives just after it finished.
+
+    evcxr forwards the cell's stderr (where an error returned with `?` is printed) from another
+    thread, and on a busy machine that can come after the kernel reported the cell done; nbclient
+    then drops it and the error would go unnoticed. Cells run one at a time, so anything that comes
+    before the next cell starts is this cell's.
+    """
+    get = run_sync(client.kc.iopub_channel.get_msg)
+    deadline = time.monotonic() + LATE_OUTPUT_S
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = get(timeout=left)
+        except queue.Empty:
+            return
+        if msg["msg_type"] == "stream":
+            content = msg["content"]
+            cell.outputs.append(nbformat.v4.new_output("stream", name=content["name"], text=content["text"]))
+
+
 def execute(path: Path, kernel: str, timeout: int, startup_timeout: int) -> None:
     """Runs every code cell; raises CellFailure on the first failing one, else saves in place."""
     nb = nbformat.read(path, as_version=4)
@@ -94,6 +120,7 @@ def execute(path: Path, kernel: str, timeout: int, startup_timeout: int) -> None
                 raise CellFailure(index, cell, f"timed out after {timeout} s", "") from None
             except DeadKernelError as e:
                 raise CellFailure(index, cell, "the kernel died", str(e)) from None
+            late_output(client, cell)
             check_outputs(index, cell)
     nbformat.validate(nb)
     nbformat.write(nb, path)

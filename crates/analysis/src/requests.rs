@@ -61,62 +61,48 @@ fn metrics(r: &Request) -> [Option<f64>; METRICS.len()] {
 const NAME_COLUMNS: [&str; 7] = ["run", "engine", "workload", "scenario", "device", "dtype", "load"];
 const INT_COLUMNS: [&str; 6] = ["batch_size", "prompt_tokens", "max_new_tokens", "iteration", "generated_tokens", "unix_ms"];
 
-/// Distinct values in the order they first appear, and each row's index among them.
+/// Distinct values in the order they first appear.
 #[derive(Default)]
-struct Names<'a> {
-    distinct: Vec<&'a str>,
-    codes: Vec<u32>,
-}
+struct Distinct<'a>(Vec<&'a str>);
 
-impl<'a> Names<'a> {
-    fn push(&mut self, v: &'a str) {
-        // Rows of one cell come together: the previous row's value is almost always this one.
-        let code = match self.codes.last() {
-            Some(&c) if self.distinct[c as usize] == v => c,
-            _ => self.code(v),
-        };
-        self.codes.push(code);
-    }
-
+impl<'a> Distinct<'a> {
     fn code(&mut self, v: &'a str) -> u32 {
-        (self.distinct.iter().position(|d| *d == v).unwrap_or_else(|| {
-            self.distinct.push(v);
-            self.distinct.len() - 1
+        (self.0.iter().position(|d| *d == v).unwrap_or_else(|| {
+            self.0.push(v);
+            self.0.len() - 1
         })) as u32
     }
 }
 
-/// Every column of a stretch of rows, filled in one pass over its records: a million records are
-/// most of a gigabyte, and a pass per column would read them twenty times.
-struct Part<'a> {
-    names: [Names<'a>; NAME_COLUMNS.len()],
-    ints: [Vec<u64>; INT_COLUMNS.len()],
-    warmup: Vec<bool>,
-    /// The send offsets, then the figures of [`METRICS`].
-    floats: [Floats; METRICS.len() + 1],
+/// One block's share of every column, filled in one pass over its requests (a pass per column
+/// would read a million requests twenty times).
+struct Slots<'c> {
+    /// Codes into the block's own distinct names until the blocks are merged.
+    names: [&'c mut [u32]; NAME_COLUMNS.len()],
+    ints: [&'c mut [u64]; INT_COLUMNS.len()],
+    warmup: &'c mut [bool],
+    /// The send offsets, then the figures of [`METRICS`]; 0 where null.
+    floats: [&'c mut [f64]; METRICS.len() + 1],
 }
 
-/// A float column of a part: its values (0 where null) and the rows that are null, which are few.
-/// Fresh memory is slow to come by: eight bytes a row, not the sixteen of an `Option<f64>`.
-struct Floats {
-    values: Vec<f64>,
-    nulls: Vec<usize>,
-}
-
-impl Floats {
-    fn push(&mut self, v: Option<f64>) {
-        if v.is_none() {
-            self.nulls.push(self.values.len());
-        }
-        self.values.push(v.unwrap_or(0.0));
+/// `v` cut into consecutive pieces of the given lengths.
+fn split<'c, T>(mut v: &'c mut [T], lens: &[usize]) -> std::vec::IntoIter<&'c mut [T]> {
+    let mut pieces = Vec::with_capacity(lens.len());
+    for &n in lens {
+        let (head, tail) = std::mem::take(&mut v).split_at_mut(n);
+        pieces.push(head);
+        v = tail;
     }
+    pieces.into_iter()
 }
 
 /// One row per request of every run given.
 pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
-    // The runs' blocks of requests, each filled into a part in parallel.
+    // The runs' blocks of requests fill their own stretch of each column, in parallel: the
+    // columns are allocated once, whole, and moved into polars as they are.
     let blocks: Vec<(&str, &Block)> = runs.iter().flat_map(|run| run.requests.blocks().iter().map(move |b| (run.id.as_str(), b))).collect();
-    let n: usize = runs.iter().map(|run| run.requests.len()).sum();
+    let lens: Vec<usize> = blocks.iter().map(|(_, b)| b.len()).collect();
+    let n: usize = lens.iter().sum();
     // A handful of load levels: label each once.
     let mut labels: Vec<(LoadLevel, String)> = Vec::new();
     for l in runs.iter().flat_map(|run| run.requests.iter().filter_map(|r| r.load)) {
@@ -125,84 +111,106 @@ pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
         }
     }
     let label = |l: Option<LoadLevel>| l.and_then(|l| labels.iter().find(|(x, _)| *x == l)).map_or("", |(_, s)| s.as_str());
-    let parts: Vec<Part> = blocks
-        .par_iter()
-        .map(|&(id, block)| {
-            let n = block.len();
-            let mut p = Part {
-                names: std::array::from_fn(|_| Names { distinct: Vec::new(), codes: Vec::with_capacity(n) }),
-                ints: std::array::from_fn(|_| Vec::with_capacity(n)),
-                warmup: Vec::with_capacity(n),
-                floats: std::array::from_fn(|_| Floats { values: Vec::with_capacity(n), nulls: Vec::new() }),
-            };
-            for r in block.iter() {
-                for (names, v) in p.names.iter_mut().zip([id, r.engine, r.workload, r.scenario, r.device, r.dtype, label(r.load)]) {
-                    names.push(v);
-                }
-                let ints = [r.batch_size as u64, r.prompt_tokens as u64, r.max_new_tokens as u64, r.iteration as u64, r.generated_tokens as u64];
-                for (col, v) in p.ints.iter_mut().zip(ints.into_iter().chain([r.unix_ms as u64])) {
-                    col.push(v);
-                }
-                p.warmup.push(r.warmup);
-                let figures = std::iter::once(r.sent_offset_ns.map(|o| o as f64 * 1e-9)).chain(metrics(&r));
-                for (col, v) in p.floats.iter_mut().zip(figures) {
-                    col.push(v);
-                }
-            }
-            p
+    let mut names: [Vec<u32>; NAME_COLUMNS.len()] = std::array::from_fn(|_| vec![0; n]);
+    let mut ints: [Vec<u64>; INT_COLUMNS.len()] = std::array::from_fn(|_| vec![0; n]);
+    let mut warmup = vec![false; n];
+    let mut floats: [Vec<f64>; METRICS.len() + 1] = std::array::from_fn(|_| vec![0.0; n]);
+    let mut name_pieces: Vec<_> = names.iter_mut().map(|c| split(c, &lens)).collect();
+    let mut int_pieces: Vec<_> = ints.iter_mut().map(|c| split(c, &lens)).collect();
+    let mut warmup_pieces = split(&mut warmup, &lens);
+    let mut float_pieces: Vec<_> = floats.iter_mut().map(|c| split(c, &lens)).collect();
+    let slots: Vec<Slots> = (0..blocks.len())
+        .map(|_| Slots {
+            names: std::array::from_fn(|k| name_pieces[k].next().expect("a piece per block")),
+            ints: std::array::from_fn(|k| int_pieces[k].next().expect("a piece per block")),
+            warmup: warmup_pieces.next().expect("a piece per block"),
+            floats: std::array::from_fn(|k| float_pieces[k].next().expect("a piece per block")),
         })
         .collect();
-    // The parts joined column by column, the columns in parallel.
-    let name = |k: usize| -> PolarsResult<Column> {
-        let mut all = Names::default();
-        let mut codes = Vec::with_capacity(n);
-        for p in &parts {
-            let global: Vec<u32> = p.names[k].distinct.iter().map(|v| all.code(v)).collect();
-            codes.extend(p.names[k].codes.iter().map(|&c| global[c as usize]));
+    // Per block: its distinct names per column, and its null rows per float column.
+    type Filled<'a> = ([Distinct<'a>; NAME_COLUMNS.len()], [Vec<usize>; METRICS.len() + 1]);
+    let filled: Vec<Filled> = blocks
+        .par_iter()
+        .zip(slots)
+        .map(|(&(id, block), s)| {
+            let mut distinct: [Distinct; NAME_COLUMNS.len()] = Default::default();
+            let mut nulls: [Vec<usize>; METRICS.len() + 1] = Default::default();
+            for (i, r) in block.iter().enumerate() {
+                for (k, v) in [id, r.engine, r.workload, r.scenario, r.device, r.dtype, label(r.load)].into_iter().enumerate() {
+                    // Rows of one cell come together: the previous row's value is almost always this one.
+                    let previous = i.checked_sub(1).map(|p| s.names[k][p]);
+                    s.names[k][i] = match previous {
+                        Some(c) if distinct[k].0[c as usize] == v => c,
+                        _ => distinct[k].code(v),
+                    };
+                }
+                let values = [r.batch_size as u64, r.prompt_tokens as u64, r.max_new_tokens as u64, r.iteration as u64, r.generated_tokens as u64, r.unix_ms as u64];
+                for (k, v) in values.into_iter().enumerate() {
+                    s.ints[k][i] = v;
+                }
+                s.warmup[i] = r.warmup;
+                let figures = std::iter::once(r.sent_offset_ns.map(|o| o as f64 * 1e-9)).chain(metrics(&r));
+                for (k, v) in figures.enumerate() {
+                    match v {
+                        Some(x) => s.floats[k][i] = x,
+                        None => nulls[k].push(i),
+                    }
+                }
+            }
+            (distinct, nulls)
+        })
+        .collect();
+    let starts: Vec<usize> = lens.iter().scan(0, |at, &l| Some(std::mem::replace(at, *at + l))).collect();
+    let name = |k: usize, mut codes: Vec<u32>| -> PolarsResult<Column> {
+        // Block codes to codes into the names of all blocks.
+        let mut all = Distinct::default();
+        for ((distinct, _), (&start, &len)) in filled.iter().zip(starts.iter().zip(&lens)) {
+            let global: Vec<u32> = distinct[k].0.iter().map(|v| all.code(v)).collect();
+            codes[start..start + len].iter_mut().for_each(|c| *c = global[*c as usize]);
         }
-        categorical(NAME_COLUMNS[k], &all.distinct, codes)
+        categorical(NAME_COLUMNS[k], &all.0, codes)
     };
-    fn joined<'p, T: Copy + 'p>(parts: &'p [Part], n: usize, of: impl Fn(&'p Part) -> &'p [T]) -> Vec<T> {
-        let mut all = Vec::with_capacity(n);
-        for p in parts {
-            all.extend_from_slice(of(p));
-        }
-        all
-    }
-    let int = |k: usize| Column::new(INT_COLUMNS[k].into(), joined(&parts, n, |p| &p.ints[k]));
-    let float = |name: &str, k: usize| {
-        let values = joined(&parts, n, |p| &p.floats[k].values);
-        if parts.iter().all(|p| p.floats[k].nulls.is_empty()) {
-            // The values move into the column as they are.
+    let float = |k: usize, values: Vec<f64>| -> Column {
+        let name = if k == 0 { "sent_offset_s" } else { METRICS[k - 1].0 };
+        if filled.iter().all(|(_, nulls)| nulls[k].is_empty()) {
             return Float64Chunked::from_vec(name.into(), values).into_column();
         }
         let mut valid = vec![true; n];
-        let mut offset = 0;
-        for p in &parts {
-            p.floats[k].nulls.iter().for_each(|&i| valid[offset + i] = false);
-            offset += p.floats[k].values.len();
+        for ((_, nulls), &start) in filled.iter().zip(&starts) {
+            nulls[k].iter().for_each(|&i| valid[start + i] = false);
         }
-        Float64Chunked::from_iter_options(name.into(), values.iter().zip(valid).map(|(&v, ok)| ok.then_some(v))).into_column()
+        Float64Chunked::from_iter_options(name.into(), values.into_iter().zip(valid).map(|(v, ok)| ok.then_some(v))).into_column()
     };
-    type Build<'b> = Box<dyn Fn() -> PolarsResult<Column> + Send + Sync + 'b>;
-    let mut builds: Vec<Build> = Vec::new();
-    for k in 0..6 {
-        builds.push(Box::new(move || name(k)));
-    }
-    for k in 0..3 {
-        builds.push(Box::new(move || Ok(int(k))));
-    }
-    builds.push(Box::new(move || name(6)));
-    builds.push(Box::new(|| Ok(Column::new("warmup".into(), joined(&parts, n, |p| &p.warmup)))));
-    for k in 3..5 {
-        builds.push(Box::new(move || Ok(int(k))));
-    }
-    builds.push(Box::new(move || Ok(float("sent_offset_s", 0))));
-    builds.push(Box::new(move || Ok(int(5))));
-    for (j, (metric, _)) in METRICS.iter().enumerate() {
-        builds.push(Box::new(move || Ok(float(metric, j + 1))));
-    }
-    let columns = builds.par_iter().map(|b| b()).collect::<PolarsResult<Vec<Column>>>()?;
+    let [run, engine, workload, scenario, device, dtype, load] = names;
+    let [batch_size, prompt_tokens, max_new_tokens, iteration, generated_tokens, unix_ms] = ints;
+    let [sent_offset_s, m0, m1, m2, m3, m4, m5, m6] = floats;
+    let int = |k: usize, values: Vec<u64>| Column::new(INT_COLUMNS[k].into(), values);
+    type Build<'b> = Box<dyn FnOnce() -> PolarsResult<Column> + Send + 'b>;
+    let builds: Vec<Build> = vec![
+        Box::new(|| name(0, run)),
+        Box::new(|| name(1, engine)),
+        Box::new(|| name(2, workload)),
+        Box::new(|| name(3, scenario)),
+        Box::new(|| name(4, device)),
+        Box::new(|| name(5, dtype)),
+        Box::new(|| Ok(int(0, batch_size))),
+        Box::new(|| Ok(int(1, prompt_tokens))),
+        Box::new(|| Ok(int(2, max_new_tokens))),
+        Box::new(|| name(6, load)),
+        Box::new(|| Ok(Column::new("warmup".into(), warmup))),
+        Box::new(|| Ok(int(3, iteration))),
+        Box::new(|| Ok(int(4, generated_tokens))),
+        Box::new(|| Ok(float(0, sent_offset_s))),
+        Box::new(|| Ok(int(5, unix_ms))),
+        Box::new(|| Ok(float(1, m0))),
+        Box::new(|| Ok(float(2, m1))),
+        Box::new(|| Ok(float(3, m2))),
+        Box::new(|| Ok(float(4, m3))),
+        Box::new(|| Ok(float(5, m4))),
+        Box::new(|| Ok(float(6, m5))),
+        Box::new(|| Ok(float(7, m6))),
+    ];
+    let columns = builds.into_par_iter().map(|b| b()).collect::<PolarsResult<Vec<Column>>>()?;
     DataFrame::new_infer_height(columns)
 }
 
