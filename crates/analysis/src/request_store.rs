@@ -118,13 +118,15 @@ struct Row {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Block {
     names: Vec<String>,
+    /// The engines among `names`, in the order their first request comes.
+    engines: Vec<u32>,
     rows: Vec<Row>,
     pub(crate) token_ns: Vec<u64>,
 }
 
 impl Block {
     pub(crate) fn with_capacity(rows: usize, token_ns: usize) -> Block {
-        Block { names: Vec::new(), rows: Vec::with_capacity(rows), token_ns: Vec::with_capacity(token_ns) }
+        Block { rows: Vec::with_capacity(rows), token_ns: Vec::with_capacity(token_ns), ..Block::default() }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -150,6 +152,9 @@ impl Block {
     /// Adds a request decoded by [`crate::request_line::decode_fields`] into this block's tokens.
     pub(crate) fn push_fields(&mut self, f: &Fields) {
         let names = [self.name(0, f.engine), self.name(1, f.workload), self.name(2, f.scenario), self.name(3, f.device), self.name(4, f.dtype)];
+        if self.rows.last().is_none_or(|r| r.names[0] != names[0]) && !self.engines.contains(&names[0]) {
+            self.engines.push(names[0]);
+        }
         self.rows.push(Row {
             names,
             schema: f.schema,
@@ -231,6 +236,11 @@ impl Block {
     pub(crate) fn iter(&self) -> impl Iterator<Item = Request<'_>> + Clone + '_ {
         (0..self.rows.len()).map(move |i| self.get(i))
     }
+
+    /// Each row's load level (one field, without making the whole row).
+    pub(crate) fn loads(&self) -> impl Iterator<Item = Option<LoadLevel>> + '_ {
+        self.rows.iter().map(|r| r.load)
+    }
 }
 
 /// Every request of a run, in file order.
@@ -278,6 +288,20 @@ impl Requests {
     /// The rows at `indices`, in that order.
     pub fn rows<'a>(&'a self, indices: &'a [usize]) -> impl Iterator<Item = Request<'a>> + Clone + 'a {
         indices.iter().map(|&i| self.row(i))
+    }
+
+    /// The engines the requests name, in the order their first request comes.
+    pub fn engines(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = Vec::new();
+        for b in &self.blocks {
+            for &e in &b.engines {
+                let name = b.names[e as usize].as_str();
+                if !all.contains(&name) {
+                    all.push(name);
+                }
+            }
+        }
+        all
     }
 
     pub fn first(&self) -> Option<Request<'_>> {
@@ -380,6 +404,7 @@ mod tests {
         assert_eq!(joined.to_records().iter().map(json).collect::<Vec<_>>(), records.iter().map(json).collect::<Vec<_>>());
         assert_eq!(joined.get(3).unwrap().token_ns, &[7_000_000; 3]);
         assert_eq!(joined.iter().len(), 4);
+        assert_eq!(joined.engines(), ["candle_cuda", "burn_cuda", "lm_rs"]);
         assert_eq!((&joined).into_iter().skip(1).map(|r| r.engine).collect::<Vec<_>>(), ["burn_cuda", "candle_cuda", "lm_rs"]);
         assert_eq!(joined.rows(&[3, 0, 2]).map(|r| r.batch_size).collect::<Vec<_>>(), [4, 1, 3]);
         assert!(joined.get(4).is_none());

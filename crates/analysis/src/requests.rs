@@ -105,7 +105,7 @@ pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
     let n: usize = lens.iter().sum();
     // A handful of load levels: label each once.
     let mut labels: Vec<(LoadLevel, String)> = Vec::new();
-    for l in runs.iter().flat_map(|run| run.requests.iter().filter_map(|r| r.load)) {
+    for l in blocks.iter().flat_map(|(_, b)| b.loads()).flatten() {
         if !labels.iter().any(|(x, _)| *x == l) {
             labels.push((l, l.label()));
         }

@@ -58,7 +58,7 @@ impl Run {
     pub fn engine_names(&self) -> Vec<String> {
         let mut names = self.config.engines.clone();
         let mut last: Option<&str> = None;
-        let seen = self.requests.iter().map(|r| r.engine).chain(self.failures.iter().map(|f| f.engine.as_str()));
+        let seen = self.requests.engines().into_iter().chain(self.failures.iter().map(|f| f.engine.as_str()));
         for n in seen {
             // Records of one engine come together: skip the search while the name repeats.
             if last == Some(n) {

@@ -204,36 +204,51 @@ pub fn percentiles(mut xs: Vec<f64>) -> Option<Percentiles> {
     Some(Percentiles { p50, p90, p99 })
 }
 
-fn load_point(
+fn load_point<'a>(
     workload: &str,
     level: LoadLevel,
     prompt: usize,
-    reqs: &[Request],
+    reqs: impl Iterator<Item = Request<'a>>,
     failed: usize,
     slo: Option<Slo>,
     cell: Option<&CellRecord>,
 ) -> LoadPoint {
-    let start = reqs.iter().filter_map(|r| r.sent_offset_ns).min();
-    let end = reqs.iter().filter_map(|r| r.sent_offset_ns.map(|o| o + r.runner_total_ns)).max();
+    // One pass over the level's requests (tens of thousands in a long run).
+    let (mut start, mut end, mut tokens, mut good, mut completed) = (None::<u64>, None::<u64>, 0, 0, 0);
+    let (mut ttft, mut tpot, mut e2e) = (Vec::new(), Vec::new(), Vec::new());
+    for r in reqs {
+        if let Some(o) = r.sent_offset_ns {
+            start = Some(start.map_or(o, |s| s.min(o)));
+            end = Some(end.map_or(o + r.runner_total_ns, |e| e.max(o + r.runner_total_ns)));
+        }
+        tokens += r.generated_tokens;
+        completed += 1;
+        let (client_ttft, per_token) = (client_ttft_ms(&r), tpot_ms(&r));
+        if slo.is_some_and(|s| client_ttft <= s.ttft_ms && per_token.is_none_or(|t| t <= s.tpot_ms)) {
+            good += 1;
+        }
+        ttft.push(client_ttft);
+        tpot.extend(per_token);
+        e2e.push(r.runner_total_ns as f64 / 1e6);
+    }
     let span_s = match (start, end) {
         (Some(a), Some(b)) if b > a => Some((b - a) as f64 / 1e9),
         _ => None,
     };
-    let tokens: usize = reqs.iter().map(|r| r.generated_tokens).sum();
-    let good = slo.map(|s| reqs.iter().filter(|r| client_ttft_ms(r) <= s.ttft_ms && tpot_ms(r).is_none_or(|t| t <= s.tpot_ms)).count());
-    let total = reqs.len() + failed;
+    let good = slo.map(|_| good);
+    let total = completed + failed;
     let fraction = good.filter(|_| total > 0).map(|g| g as f64 / total as f64);
     LoadPoint {
         workload: workload.into(),
         level,
         prompt_tokens: prompt,
-        completed: reqs.len(),
+        completed,
         failed,
         achieved_tok_per_s: span_s.map(|s| tokens as f64 / s),
-        achieved_requests_per_s: span_s.map(|s| reqs.len() as f64 / s),
-        ttft_ms: percentiles(reqs.iter().map(|r| client_ttft_ms(r)).collect()),
-        tpot_ms: percentiles(reqs.iter().filter_map(|r| tpot_ms(r)).collect()),
-        e2e_ms: percentiles(reqs.iter().map(|r| r.runner_total_ns as f64 / 1e6).collect()),
+        achieved_requests_per_s: span_s.map(|s| completed as f64 / s),
+        ttft_ms: percentiles(ttft),
+        tpot_ms: percentiles(tpot),
+        e2e_ms: percentiles(e2e),
         goodput_fraction: fraction,
         goodput_requests_per_s: good.zip(span_s).map(|(g, s)| g as f64 / s),
         meets_slo: fraction.zip(slo).map(|(f, s)| f >= s.min_fraction),
@@ -267,9 +282,10 @@ fn scenario_figures(run: &Run, name: &str, measured: &[usize], settings: &Settin
     let est = |xs: Vec<f64>| Estimate::from(describe(&xs, settings, settings.bootstrap_seed));
     for ((scenario, workload, batch, prompt, level), rows) in keys {
         let cell = cell_of(workload, batch, prompt, level);
-        let reqs: Vec<Request> = run.requests.rows(&rows).collect();
         match (scenario, level) {
-            ("throughput", _) => f.throughput.push(ThroughputPoint {
+            ("throughput", _) => f.throughput.push({
+                let reqs: Vec<Request> = run.requests.rows(&rows).collect();
+                ThroughputPoint {
                 workload: workload.to_string(),
                 batch_size: batch,
                 prompt_tokens: prompt,
@@ -279,6 +295,7 @@ fn scenario_figures(run: &Run, name: &str, measured: &[usize], settings: &Settin
                 latency_ms: est(reqs.iter().map(|r| r.total_ns as f64 / 1e6).collect()),
                 energy_per_token_mj: cell.and_then(|c| Some(c.gpu.as_ref()?.energy_mj? as f64 / c.generated_tokens.max(1) as f64)),
                 mean_gpu_util_pct: cell.and_then(|c| c.gpu.as_ref()?.mean_gpu_util_pct),
+            }
             }),
             ("concurrent", Some(level)) => {
                 let failed = run
@@ -287,7 +304,7 @@ fn scenario_figures(run: &Run, name: &str, measured: &[usize], settings: &Settin
                     .filter(|x| x.engine == name && x.stage == workload && x.request.is_some() && x.prompt_tokens == Some(prompt))
                     .filter(|x| x.request.as_deref().is_some_and(|id| id.contains(&level.label())))
                     .count();
-                f.load.push(load_point(workload, level, prompt, &reqs, failed, run.config.slo(workload), cell));
+                f.load.push(load_point(workload, level, prompt, run.requests.rows(&rows), failed, run.config.slo(workload), cell));
             }
             _ => {}
         }
