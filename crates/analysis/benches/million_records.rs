@@ -112,15 +112,13 @@ fn main() -> anyhow::Result<()> {
         let out = std::process::Command::new(std::env::current_exe()?).arg("--first-only").output()?;
         anyhow::ensure!(out.status.success(), "fresh-process run failed: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8(out.stdout)?;
-        let seconds: f64 = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow::anyhow!("unexpected output {text:?}"))?;
+        let seconds: f64 =
+            text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow::anyhow!("unexpected output {text:?}"))?;
         fresh.push(seconds);
     }
+    let in_order = fresh.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", ");
     fresh.sort_by(f64::total_cmp);
-    println!(
-        "fresh process, 5 runs: {} s; median {:.2} s",
-        fresh.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", "),
-        fresh[2]
-    );
+    println!("fresh process, 5 runs in the order they ran: {in_order} s; median {:.2} s", fresh[2]);
     // The runner's layout takes the fast path (analysis::request_line); check it does here.
     let text = std::fs::read(&requests)?;
     let first = text.split(|&b| b == b'\n').next().unwrap_or_default();

@@ -105,7 +105,8 @@ pub fn samples(requests: &DataFrame) -> PolarsResult<Vec<(CellKey, Vec<Vec<f64>>
         })
         .collect();
     groups.sort_by_key(|(first, _)| *first);
-    let columns: Vec<_> = METRICS.iter().map(|(m, _)| Ok(requests.column(m)?.f64()?.rechunk().into_owned())).collect::<PolarsResult<_>>()?;
+    let columns: Vec<_> =
+        METRICS.iter().map(|(m, _)| Ok(requests.column(m)?.f64()?.rechunk().into_owned())).collect::<PolarsResult<_>>()?;
     groups
         .into_par_iter()
         .map(|(first, rows)| {

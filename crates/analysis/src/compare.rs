@@ -28,7 +28,11 @@ pub fn ratio_interval(num: &[f64], den: &[f64], settings: &Settings, seed: u64) 
     if n > CLOSED_FORM_ABOVE {
         // Callers that hold sorted samples (compare) are not made to sort them again.
         fn sorted_once(xs: &[f64]) -> std::borrow::Cow<'_, [f64]> {
-            if xs.is_sorted() { std::borrow::Cow::Borrowed(xs) } else { std::borrow::Cow::Owned(sorted(xs)) }
+            if xs.is_sorted() {
+                std::borrow::Cow::Borrowed(xs)
+            } else {
+                std::borrow::Cow::Owned(sorted(xs))
+            }
         }
         (ratio_closed_form(&sorted_once(num), &sorted_once(den), settings.confidence_level), 0)
     } else {
@@ -119,7 +123,8 @@ pub fn compare(cells: &[(CellKey, Vec<Vec<f64>>)], references: &[&str], settings
     samples.sort_by_key(|v| v.as_ptr());
     samples.dedup_by_key(|v| v.as_ptr());
     let sorted_samples: Vec<Vec<f64>> = samples.par_iter().map(|v| sorted(v)).collect();
-    let sorted_of = |v: &Vec<f64>| &sorted_samples[samples.binary_search_by_key(&v.as_ptr(), |s| s.as_ptr()).expect("every sample was sorted")];
+    let sorted_of =
+        |v: &Vec<f64>| &sorted_samples[samples.binary_search_by_key(&v.as_ptr(), |s| s.as_ptr()).expect("every sample was sorted")];
     let tests = |name: &str| settings.statistical_tests.iter().any(|t| t == name);
     let mut rows: Vec<Comparison> = pairs
         .par_iter()

@@ -362,7 +362,8 @@ mod tests {
         // Every length up to u64's 20 digits, at every offset against the end of the text, with
         // the bytes that end numbers here, and the refusals: a leading zero, overflow, no digit.
         let mut rng = crate::stats::SplitMix64(3);
-        let mut cases: Vec<String> = vec!["0".into(), "00".into(), "07".into(), "18446744073709551615".into(), "18446744073709551616".into()];
+        let mut cases: Vec<String> =
+            vec!["0".into(), "00".into(), "07".into(), "18446744073709551615".into(), "18446744073709551616".into()];
         for digits in 1..=21 {
             for _ in 0..200 {
                 let first = 1 + rng.next_u64() % 9;

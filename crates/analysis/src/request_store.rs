@@ -151,7 +151,8 @@ impl Block {
 
     /// Adds a request decoded by [`crate::request_line::decode_fields`] into this block's tokens.
     pub(crate) fn push_fields(&mut self, f: &Fields) {
-        let names = [self.name(0, f.engine), self.name(1, f.workload), self.name(2, f.scenario), self.name(3, f.device), self.name(4, f.dtype)];
+        let names =
+            [self.name(0, f.engine), self.name(1, f.workload), self.name(2, f.scenario), self.name(3, f.device), self.name(4, f.dtype)];
         if self.rows.last().is_none_or(|r| r.names[0] != names[0]) && !self.engines.contains(&names[0]) {
             self.engines.push(names[0]);
         }

@@ -144,7 +144,14 @@ pub fn frame(runs: &[&Run]) -> PolarsResult<DataFrame> {
                         _ => distinct[k].code(v),
                     };
                 }
-                let values = [r.batch_size as u64, r.prompt_tokens as u64, r.max_new_tokens as u64, r.iteration as u64, r.generated_tokens as u64, r.unix_ms as u64];
+                let values = [
+                    r.batch_size as u64,
+                    r.prompt_tokens as u64,
+                    r.max_new_tokens as u64,
+                    r.iteration as u64,
+                    r.generated_tokens as u64,
+                    r.unix_ms as u64,
+                ];
                 for (k, v) in values.into_iter().enumerate() {
                     s.ints[k][i] = v;
                 }
@@ -294,9 +301,12 @@ pub(crate) mod tests {
         let (ra, rb) = (run("run-a", a), run("run-b", b));
         let df = frame(&[&ra, &rb]).unwrap();
         assert!(ra.requests.blocks().len() > 1, "the frame is built block by block");
-        let records: Vec<(&str, Request)> = ra.requests.iter().map(|r| ("run-a", r)).chain(rb.requests.iter().map(|r| ("run-b", r))).collect();
+        let records: Vec<(&str, Request)> =
+            ra.requests.iter().map(|r| ("run-a", r)).chain(rb.requests.iter().map(|r| ("run-b", r))).collect();
         assert_eq!(df.height(), records.len());
-        let text = |c: &str| df.column(c).unwrap().cast(&DataType::String).unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>();
+        let text = |c: &str| {
+            df.column(c).unwrap().cast(&DataType::String).unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
+        };
         let (runs, engines, loads) = (text("run"), text("engine"), text("load"));
         let iterations = df.column("iteration").unwrap().u64().unwrap().to_vec_null_aware().left().unwrap();
         let decode = df.column("decode_tok_s").unwrap().f64().unwrap().to_vec();

@@ -286,16 +286,16 @@ fn scenario_figures(run: &Run, name: &str, measured: &[usize], settings: &Settin
             ("throughput", _) => f.throughput.push({
                 let reqs: Vec<Request> = run.requests.rows(&rows).collect();
                 ThroughputPoint {
-                workload: workload.to_string(),
-                batch_size: batch,
-                prompt_tokens: prompt,
-                output_tok_per_s: est(reqs.iter().map(|r| r.generated_tokens as f64 / (r.total_ns as f64 * 1e-9)).collect()),
-                decode_tok_per_s: est(reqs.iter().filter_map(decode_tok_s).collect()),
-                requests_per_s: est(reqs.iter().map(|r| r.batch_size as f64 / (r.total_ns as f64 * 1e-9)).collect()),
-                latency_ms: est(reqs.iter().map(|r| r.total_ns as f64 / 1e6).collect()),
-                energy_per_token_mj: cell.and_then(|c| Some(c.gpu.as_ref()?.energy_mj? as f64 / c.generated_tokens.max(1) as f64)),
-                mean_gpu_util_pct: cell.and_then(|c| c.gpu.as_ref()?.mean_gpu_util_pct),
-            }
+                    workload: workload.to_string(),
+                    batch_size: batch,
+                    prompt_tokens: prompt,
+                    output_tok_per_s: est(reqs.iter().map(|r| r.generated_tokens as f64 / (r.total_ns as f64 * 1e-9)).collect()),
+                    decode_tok_per_s: est(reqs.iter().filter_map(decode_tok_s).collect()),
+                    requests_per_s: est(reqs.iter().map(|r| r.batch_size as f64 / (r.total_ns as f64 * 1e-9)).collect()),
+                    latency_ms: est(reqs.iter().map(|r| r.total_ns as f64 / 1e6).collect()),
+                    energy_per_token_mj: cell.and_then(|c| Some(c.gpu.as_ref()?.energy_mj? as f64 / c.generated_tokens.max(1) as f64)),
+                    mean_gpu_util_pct: cell.and_then(|c| c.gpu.as_ref()?.mean_gpu_util_pct),
+                }
             }),
             ("concurrent", Some(level)) => {
                 let failed = run
