@@ -306,8 +306,8 @@ pub fn read_requests(raw_dir: &Path) -> anyhow::Result<Requests> {
             let (mut at, mut i) = (0, 0);
             while at < chunk.len() {
                 let rest = &chunk[at..];
-                if let Some((f, used)) = crate::request_line::decode_fields(rest, &mut block.token_ns) {
-                    block.push_fields(&f);
+                if let Some((r, tokens, used)) = crate::request_line::decode_fields(rest, &mut block.token_ns) {
+                    block.push(&r, tokens);
                     (at, i) = (at + used, i + 1);
                     continue;
                 }

@@ -7,6 +7,8 @@
 //! in another form. The caller then parses the line with serde_json, so any valid record still
 //! reads, and an invalid one still gets serde's error message.
 
+use std::ops::Range;
+
 use crate::records::{LoadLevel, Request, RequestRecord};
 
 /// How many of the eight bytes of `t` (a little-endian word of text XOR b'0' in every byte: a
@@ -155,22 +157,23 @@ pub fn decode(line: &[u8]) -> Option<RequestRecord> {
 /// line end included: one pass over the line, with no separate search for where it ends.
 pub fn decode_prefix(text: &[u8]) -> Option<(RequestRecord, usize)> {
     let mut token_ns = Vec::new();
-    let (f, used) = decode_fields(text, &mut token_ns)?;
-    Some((f.request(&token_ns).to_record(), used))
+    let (r, tokens, used) = decode_fields(text, &mut token_ns)?;
+    Some((Request { token_ns: &token_ns[tokens], ..r }.to_record(), used))
 }
 
 /// Like [`decode_prefix`], without allocating: strings are borrowed from `text`, and the token
-/// times are appended to `token_ns` (left as they were when the line is refused).
-pub fn decode_fields<'a>(text: &'a [u8], token_ns: &mut Vec<u64>) -> Option<(Fields<'a>, usize)> {
+/// times are appended to `token_ns` (left as they were when the line is refused). The request's
+/// own `token_ns` is empty: its token times are `token_ns[range]`, the range returned with it.
+pub fn decode_fields<'a>(text: &'a [u8], token_ns: &mut Vec<u64>) -> Option<(Request<'a>, Range<usize>, usize)> {
     let before = token_ns.len();
     let mut c = Cursor { b: text, i: 0 };
-    let decoded = fields(&mut c, token_ns).and_then(|f| {
+    let decoded = fields(&mut c, token_ns).and_then(|(r, tokens)| {
         // Nothing after the object but line-end whitespace.
         let rest = &c.b[c.i..];
         let end = rest.iter().position(|&b| !matches!(b, b' ' | b'\t' | b'\r')).unwrap_or(rest.len());
         match rest.get(end) {
-            None => Some((f, text.len())),
-            Some(b'\n') => Some((f, c.i + end + 1)),
+            None => Some((r, tokens, text.len())),
+            Some(b'\n') => Some((r, tokens, c.i + end + 1)),
             Some(_) => None,
         }
     });
@@ -180,66 +183,7 @@ pub fn decode_fields<'a>(text: &'a [u8], token_ns: &mut Vec<u64>) -> Option<(Fie
     decoded
 }
 
-/// One request line's fields: strings borrowed from the line, token times at `tokens` in the
-/// vector [`decode_fields`] appended them to.
-#[derive(Debug, Clone)]
-pub struct Fields<'a> {
-    pub schema: u32,
-    pub engine: &'a str,
-    pub workload: &'a str,
-    pub scenario: &'a str,
-    pub device: &'a str,
-    pub dtype: &'a str,
-    pub batch_size: usize,
-    pub prompt_tokens: usize,
-    pub max_new_tokens: usize,
-    pub warmup: bool,
-    pub iteration: usize,
-    pub generated_tokens: usize,
-    pub queue_ns: u64,
-    pub ttft_ns: u64,
-    pub tokens: std::ops::Range<usize>,
-    pub total_ns: u64,
-    pub runner_ttft_ns: Option<u64>,
-    pub runner_total_ns: u64,
-    pub load: Option<LoadLevel>,
-    pub sent_offset_ns: Option<u64>,
-    pub unix_ms: u128,
-}
-
-impl<'a> Fields<'a> {
-    /// The request, its token times taken from the vector they were appended to.
-    pub fn request<'t>(&self, token_ns: &'t [u64]) -> Request<'t>
-    where
-        'a: 't,
-    {
-        Request {
-            schema: self.schema,
-            engine: self.engine,
-            workload: self.workload,
-            scenario: self.scenario,
-            device: self.device,
-            dtype: self.dtype,
-            batch_size: self.batch_size,
-            prompt_tokens: self.prompt_tokens,
-            max_new_tokens: self.max_new_tokens,
-            warmup: self.warmup,
-            iteration: self.iteration,
-            generated_tokens: self.generated_tokens,
-            queue_ns: self.queue_ns,
-            ttft_ns: self.ttft_ns,
-            token_ns: &token_ns[self.tokens.clone()],
-            total_ns: self.total_ns,
-            runner_ttft_ns: self.runner_ttft_ns,
-            runner_total_ns: self.runner_total_ns,
-            load: self.load,
-            sent_offset_ns: self.sent_offset_ns,
-            unix_ms: self.unix_ms,
-        }
-    }
-}
-
-fn fields<'a>(c: &mut Cursor<'a>, token_ns: &mut Vec<u64>) -> Option<Fields<'a>> {
+fn fields<'a>(c: &mut Cursor<'a>, token_ns: &mut Vec<u64>) -> Option<(Request<'a>, Range<usize>)> {
     c.lit(b"{\"schema\":")?;
     let schema = u32::try_from(c.u64()?).ok()?;
     c.lit(b",\"engine\":")?;
@@ -291,7 +235,7 @@ fn fields<'a>(c: &mut Cursor<'a>, token_ns: &mut Vec<u64>) -> Option<Fields<'a>>
     c.lit(b",\"unix_ms\":")?;
     let unix_ms = c.u128()?;
     c.lit(b"}")?;
-    Some(Fields {
+    let request = Request {
         schema,
         engine,
         workload,
@@ -306,14 +250,15 @@ fn fields<'a>(c: &mut Cursor<'a>, token_ns: &mut Vec<u64>) -> Option<Fields<'a>>
         generated_tokens,
         queue_ns,
         ttft_ns,
-        tokens,
+        token_ns: &[],
         total_ns,
         runner_ttft_ns,
         runner_total_ns,
         load,
         sent_offset_ns,
         unix_ms,
-    })
+    };
+    Some((request, tokens))
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 //! record's fields, with borrowed names and token times.
 
 use crate::records::{LoadLevel, RequestRecord};
-use crate::request_line::Fields;
 
 /// One request of a run, borrowed from [`Requests`]: the fields of [`RequestRecord`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -149,61 +148,39 @@ impl Block {
         }
     }
 
-    /// Adds a request decoded by [`crate::request_line::decode_fields`] into this block's tokens.
-    pub(crate) fn push_fields(&mut self, f: &Fields) {
+    /// Adds a request whose token times are already `token_ns[tokens]` of this block (as
+    /// [`crate::request_line::decode_fields`] leaves them); its own `token_ns` is not read.
+    pub(crate) fn push(&mut self, r: &Request, tokens: std::ops::Range<usize>) {
         let names =
-            [self.name(0, f.engine), self.name(1, f.workload), self.name(2, f.scenario), self.name(3, f.device), self.name(4, f.dtype)];
-        if self.rows.last().is_none_or(|r| r.names[0] != names[0]) && !self.engines.contains(&names[0]) {
+            [self.name(0, r.engine), self.name(1, r.workload), self.name(2, r.scenario), self.name(3, r.device), self.name(4, r.dtype)];
+        if self.rows.last().is_none_or(|row| row.names[0] != names[0]) && !self.engines.contains(&names[0]) {
             self.engines.push(names[0]);
         }
         self.rows.push(Row {
             names,
-            schema: f.schema,
-            batch_size: f.batch_size,
-            prompt_tokens: f.prompt_tokens,
-            max_new_tokens: f.max_new_tokens,
-            iteration: f.iteration,
-            generated_tokens: f.generated_tokens,
-            warmup: f.warmup,
-            queue_ns: f.queue_ns,
-            ttft_ns: f.ttft_ns,
-            total_ns: f.total_ns,
-            runner_ttft_ns: f.runner_ttft_ns,
-            runner_total_ns: f.runner_total_ns,
-            load: f.load,
-            sent_offset_ns: f.sent_offset_ns,
-            unix_ms: f.unix_ms,
-            tokens: [f.tokens.start, f.tokens.end],
-        });
-    }
-
-    pub(crate) fn push_record(&mut self, r: &RequestRecord) {
-        let start = self.token_ns.len();
-        self.token_ns.extend_from_slice(&r.token_ns);
-        let f = Fields {
             schema: r.schema,
-            engine: &r.engine,
-            workload: &r.workload,
-            scenario: &r.scenario,
-            device: &r.device,
-            dtype: &r.dtype,
             batch_size: r.batch_size,
             prompt_tokens: r.prompt_tokens,
             max_new_tokens: r.max_new_tokens,
-            warmup: r.warmup,
             iteration: r.iteration,
             generated_tokens: r.generated_tokens,
+            warmup: r.warmup,
             queue_ns: r.queue_ns,
             ttft_ns: r.ttft_ns,
-            tokens: start..self.token_ns.len(),
             total_ns: r.total_ns,
             runner_ttft_ns: r.runner_ttft_ns,
             runner_total_ns: r.runner_total_ns,
             load: r.load,
             sent_offset_ns: r.sent_offset_ns,
             unix_ms: r.unix_ms,
-        };
-        self.push_fields(&f);
+            tokens: [tokens.start, tokens.end],
+        });
+    }
+
+    pub(crate) fn push_record(&mut self, r: &RequestRecord) {
+        let start = self.token_ns.len();
+        self.token_ns.extend_from_slice(&r.token_ns);
+        self.push(&Request::from(r), start..self.token_ns.len());
     }
 
     pub(crate) fn get(&self, i: usize) -> Request<'_> {
