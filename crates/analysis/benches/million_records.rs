@@ -137,17 +137,9 @@ fn main() -> anyhow::Result<()> {
     let bytes = std::fs::read(&requests)?.len();
     eprintln!("reading the file (copied, not mapped): {bytes} bytes in {:.2} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    let rs: Vec<RequestRecord> = analysis::records::read_stream(&dir.join("raw_data"), "requests")?;
-    eprintln!(
-        "read_stream: {} records in {:.2} s ({} bytes each, and {} of token times)",
-        rs.len(),
-        t.elapsed().as_secs_f64(),
-        std::mem::size_of::<RequestRecord>(),
-        rs[0].token_ns.capacity() * 8
-    );
-    let t = Instant::now();
+    let rs = analysis::records::read_requests(&dir.join("raw_data"))?;
+    eprintln!("read_requests: {} requests in {:.2} s", rs.len(), t.elapsed().as_secs_f64());
     drop(rs);
-    eprintln!("dropping them: {:.2} s", t.elapsed().as_secs_f64());
     let mut best = f64::INFINITY;
     for round in 0..3 {
         let t0 = Instant::now();

@@ -216,26 +216,6 @@ enum Bytes {
     Read(Vec<u8>),
 }
 
-/// A record type read from a stream. `fast` may decode the runner's own layout of the line that
-/// starts `text` without serde, returning the record and the bytes its line takes, end included
-/// (`None`: not that layout, or no fast path; serde_json then parses the line).
-pub trait StreamRecord: for<'de> Deserialize<'de> + Send {
-    fn fast(_text: &[u8]) -> Option<(Self, usize)> {
-        None
-    }
-}
-
-impl StreamRecord for RequestRecord {
-    fn fast(text: &[u8]) -> Option<(Self, usize)> {
-        crate::request_line::decode_prefix(text)
-    }
-}
-impl StreamRecord for CellRecord {}
-impl StreamRecord for FailureRecord {}
-impl StreamRecord for CorrectnessRecord {}
-impl StreamRecord for EngineRecord {}
-impl StreamRecord for Sample {}
-
 /// A stream's file, mapped or read: `None` when the run has no such stream.
 fn open_stream(raw_dir: &Path, stream: &str) -> anyhow::Result<Option<(PathBuf, Bytes)>> {
     let path = raw_dir.join(format!("{stream}.jsonl"));
@@ -332,67 +312,30 @@ pub fn read_requests(raw_dir: &Path) -> anyhow::Result<Requests> {
 }
 
 /// Reads every record of a stream, lines parsed in parallel; a missing file is an empty stream.
-/// A bad line is an error naming the file and line.
-pub fn read_stream<T: StreamRecord>(raw_dir: &Path, stream: &str) -> anyhow::Result<Vec<T>> {
+/// A bad line is an error naming the file and line. (`requests.jsonl`, the one stream that grows
+/// to millions of lines, has its own reader: [`read_requests`].)
+pub fn read_stream<T: serde::de::DeserializeOwned + Send>(raw_dir: &Path, stream: &str) -> anyhow::Result<Vec<T>> {
     use rayon::prelude::*;
     let Some((path, bytes)) = open_stream(raw_dir, stream)? else { return Ok(vec![]) };
-    let (windows, lines) = line_chunks(bytes.as_slice());
-    // Each chunk's lines are counted first, so that its records are written straight into their
-    // place in one vector: a million records are then never copied from chunk vectors into it
-    // (on these machines fresh memory costs more than the parsing).
-    let mut records: Vec<T> = Vec::with_capacity(lines.iter().sum());
-    let mut slots: Vec<&mut [std::mem::MaybeUninit<T>]> = Vec::with_capacity(lines.len());
-    let mut spare = records.spare_capacity_mut();
-    for &n in &lines {
-        let (head, tail) = std::mem::take(&mut spare).split_at_mut(n);
-        slots.push(head);
-        spare = tail;
-    }
-    // Per chunk, the records written (each line gives at most one) and the first bad line, if any.
-    let filled: Vec<(usize, Option<(usize, serde_json::Error)>)> = windows
+    let (chunks, lines) = line_chunks(bytes.as_slice());
+    let parsed: Vec<Result<Vec<T>, (usize, serde_json::Error)>> = chunks
         .par_iter()
-        .zip(slots)
-        .map(|(chunk, slots)| {
-            let (mut at, mut i, mut n) = (0, 0, 0);
-            while at < chunk.len() {
-                let rest = &chunk[at..];
-                if let Some((r, used)) = T::fast(rest) {
-                    slots[n].write(r);
-                    (at, i, n) = (at + used, i + 1, n + 1);
-                    continue;
-                }
-                let line = first_line(rest);
+        .map(|chunk| {
+            let mut out = Vec::new();
+            for (i, line) in chunk.split(|&b| b == b'\n').enumerate() {
                 if !line.iter().all(u8::is_ascii_whitespace) {
-                    match serde_json::from_slice(line) {
-                        Ok(r) => slots[n].write(r),
-                        Err(e) => return (n, Some((i, e))),
-                    };
-                    n += 1;
+                    out.push(serde_json::from_slice(line).map_err(|e| (i, e))?);
                 }
-                (at, i) = (at + line.len(), i + 1);
             }
-            (n, None)
+            Ok(out)
         })
         .collect();
-    // Blank lines leave gaps at the ends of chunks: close them (the runner writes none).
-    let base = records.as_mut_ptr();
-    let (mut len, mut start, mut error) = (0, 0, None);
-    for (k, (written, bad)) in filled.into_iter().enumerate() {
-        if len != start {
-            // SAFETY: the chunk's first `written` slots (from `start`) were written above; they
-            // move down to `len` ≤ `start`, inside the allocation, each value still owned once.
-            unsafe { std::ptr::copy(base.add(start), base.add(len), written) };
+    let mut records = Vec::new();
+    for (k, chunk) in parsed.into_iter().enumerate() {
+        match chunk {
+            Ok(mut c) => records.append(&mut c),
+            Err((i, e)) => anyhow::bail!("{}:{}: {e}", path.display(), lines[..k].iter().sum::<usize>() + i + 1),
         }
-        len += written;
-        if error.is_none() {
-            error = bad.map(|(i, e)| (lines[..k].iter().sum::<usize>() + i + 1, e));
-        }
-        start += lines[k];
-    }
-    // SAFETY: the first `len` elements are initialised (above); on error they are dropped with it.
-    unsafe { records.set_len(len) };
-    if let Some((line, e)) = error {
-        anyhow::bail!("{}:{line}: {e}", path.display());
     }
     Ok(records)
 }

@@ -150,18 +150,14 @@ impl<'a> Cursor<'a> {
 
 /// The record on `line` if it is in the runner's exact layout, else `None` (see the module).
 pub fn decode(line: &[u8]) -> Option<RequestRecord> {
-    decode_prefix(line).filter(|&(_, used)| used == line.len()).map(|(r, _)| r)
-}
-
-/// The record at the start of `text` (the rest of a file) and how many bytes its line takes,
-/// line end included: one pass over the line, with no separate search for where it ends.
-pub fn decode_prefix(text: &[u8]) -> Option<(RequestRecord, usize)> {
     let mut token_ns = Vec::new();
-    let (r, tokens, used) = decode_fields(text, &mut token_ns)?;
-    Some((Request { token_ns: &token_ns[tokens], ..r }.to_record(), used))
+    let (r, tokens, used) = decode_fields(line, &mut token_ns)?;
+    (used == line.len()).then(|| Request { token_ns: &token_ns[tokens], ..r }.to_record())
 }
 
-/// Like [`decode_prefix`], without allocating: strings are borrowed from `text`, and the token
+/// The request at the start of `text` (the rest of a file) if it is in the runner's exact layout,
+/// and how many bytes its line takes, line end included: one pass over the line, with no separate
+/// search for where it ends. Nothing is allocated: strings are borrowed from `text`, and the token
 /// times are appended to `token_ns` (left as they were when the line is refused). The request's
 /// own `token_ns` is empty: its token times are `token_ns[range]`, the range returned with it.
 pub fn decode_fields<'a>(text: &'a [u8], token_ns: &mut Vec<u64>) -> Option<(Request<'a>, Range<usize>, usize)> {

@@ -227,14 +227,13 @@ pub struct Requests {
     blocks: Vec<Block>,
     /// The index of each block's first row.
     starts: Vec<usize>,
-    len: usize,
 }
 
 impl Requests {
     pub(crate) fn from_blocks(blocks: Vec<Block>) -> Requests {
         let blocks: Vec<Block> = blocks.into_iter().filter(|b| b.len() > 0).collect();
         let starts = blocks.iter().scan(0, |n, b| Some(std::mem::replace(n, *n + b.len()))).collect();
-        Requests { len: blocks.iter().map(Block::len).sum(), blocks, starts }
+        Requests { blocks, starts }
     }
 
     pub(crate) fn blocks(&self) -> &[Block] {
@@ -242,19 +241,19 @@ impl Requests {
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.starts.last().zip(self.blocks.last()).map_or(0, |(start, last)| start + last.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.blocks.is_empty()
     }
 
     pub fn iter(&self) -> Iter<'_> {
-        Iter { blocks: &self.blocks, block: 0, row: 0, left: self.len }
+        Iter { blocks: &self.blocks, block: 0, row: 0, left: self.len() }
     }
 
     pub fn get(&self, i: usize) -> Option<Request<'_>> {
-        (i < self.len).then(|| self.row(i))
+        (i < self.len()).then(|| self.row(i))
     }
 
     /// Row `i`, in file order (`i` < `len()`).
@@ -280,10 +279,6 @@ impl Requests {
             }
         }
         all
-    }
-
-    pub fn first(&self) -> Option<Request<'_>> {
-        self.get(0)
     }
 
     pub fn to_records(&self) -> Vec<RequestRecord> {
