@@ -348,7 +348,12 @@ fn scenario_figures(run: &Run, name: &str, measured: &[usize], settings: &Settin
 /// measured when the run has no latency scenario.
 pub fn headline_requests<'a>(run: &'a Run, engine: &str) -> Vec<Request<'a>> {
     let run_has_latency = has_latency(run);
-    run.requests.iter().filter(|r| r.engine == engine && !r.warmup && (!run_has_latency || r.scenario == "latency")).collect()
+    run.requests.iter().filter(|r| r.engine == engine && !r.warmup && is_headline(r, run_has_latency)).collect()
+}
+
+/// Whether a measured request counts for the headline figures (the one rule for both above).
+fn is_headline(r: &Request, run_has_latency: bool) -> bool {
+    !run_has_latency || r.scenario == "latency"
 }
 
 fn has_latency(run: &Run) -> bool {
@@ -357,7 +362,7 @@ fn has_latency(run: &Run) -> bool {
 
 /// The headline requests among an engine's measured rows (see [`headline_requests`]).
 fn headline<'a>(run: &'a Run, measured: &'a [usize], run_has_latency: bool) -> Vec<Request<'a>> {
-    run.requests.rows(measured).filter(|r| !run_has_latency || r.scenario == "latency").collect()
+    run.requests.rows(measured).filter(|r| is_headline(r, run_has_latency)).collect()
 }
 
 /// The rows of every measured (not warm-up) request of the run, per engine, in one pass.
