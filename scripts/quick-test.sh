@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 out=results/quick-test-$(date -u +%Y%m%dT%H%M%SZ)
 printf '\n\033[1m==> Quick test -> %s\033[0m\n' "$out" >&2
-./target/release/benchmark-runner --config configs/quick-test.yaml --output "$out"
+./target/release/benchmark-runner --config configs/quick-test.yaml --output "$out" --allow-dirty

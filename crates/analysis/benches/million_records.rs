@@ -58,6 +58,10 @@ fn record(rng: &mut SplitMix64, engine: usize, level: Option<LoadLevel>, i: usiz
         load: level,
         sent_offset_ns: level.map(|_| i as u64 * 1_000_000),
         unix_ms: 1_795_975_853_950 + i as u128,
+        block: None,
+        attempt: None,
+        host_probe_before_ns: None,
+        host_probe_after_ns: None,
     }
 }
 

@@ -8,11 +8,16 @@
 //!                                                    └─► summary.json, tables/, plots/
 //! ```
 
+pub mod bandwidth;
 pub mod business;
+pub mod cell_figures;
 pub mod cells;
 pub mod compare;
 pub mod config;
+pub mod gpu_state;
+pub mod host_state;
 pub mod model;
+pub mod over_runs;
 pub mod plots;
 pub mod records;
 pub mod reproducibility;

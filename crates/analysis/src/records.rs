@@ -42,6 +42,19 @@ pub struct RequestRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_offset_ns: Option<u64>,
     pub unix_ms: u128,
+    /// Interleaved workloads: the block of the cell this request was measured in (every engine
+    /// once per block, in a seeded random order), the key that pairs engines' requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<usize>,
+    /// Which launch of the run measured it (1, then 2 after a `--resume`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// The host probe ([`HostSample::probe_ns`]) on the engine's CPUs right before the request
+    /// was sent and right after its answer was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_probe_before_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_probe_after_ns: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -87,6 +100,38 @@ pub struct CellRecord {
     pub gpu: Option<CellStats>,
     pub thermal_pause_ms: u64,
     pub started_unix_ms: u128,
+    /// Which launch of the run measured the cell (see [`RequestRecord::attempt`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+}
+
+/// One launch of a run (`raw_data/attempts.jsonl`): the first, and each `--resume`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub schema: u32,
+    pub attempt: u32,
+    pub git_commit: Option<String>,
+    pub host: Option<String>,
+    pub started_unix_ms: u128,
+    /// Set on the record written when the launch ends: `finished`, `interrupted` (a signal), or
+    /// absent when the launch died without a word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+}
+
+/// One sample of the host probe (`raw_data/host.jsonl`), taken on the engines' CPUs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostSample {
+    pub schema: u32,
+    pub unix_ms: u128,
+    #[serde(flatten)]
+    pub tag: Tag,
+    /// Time of the fixed-work probe: larger is a slower host.
+    pub probe_ns: u64,
+    /// Busy share of all CPUs since the previous sample (/proc/stat).
+    pub system_busy_pct: Option<f64>,
+    /// The tagged engine process's user + system CPU time so far.
+    pub engine_cpu_ms: Option<u64>,
 }
 
 /// A cell (or a whole engine) that produced no measurement, and why.
@@ -164,7 +209,7 @@ impl RawData {
 }
 
 /// Where an NVML sample was taken: the engine, workload and cell that held the GPU then.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tag {
     pub engine: Option<String>,
     pub workload: Option<String>,

@@ -230,6 +230,10 @@ fn fields<'a>(c: &mut Cursor<'a>, token_ns: &mut Vec<u64>) -> Option<(Request<'a
     let sent_offset_ns = if c.maybe(b",\"sent_offset_ns\":") { Some(c.u64()?) } else { None };
     c.lit(b",\"unix_ms\":")?;
     let unix_ms = c.u128()?;
+    let block = if c.maybe(b",\"block\":") { Some(c.usize()?) } else { None };
+    let attempt = if c.maybe(b",\"attempt\":") { Some(u32::try_from(c.u64()?).ok()?) } else { None };
+    let host_probe_before_ns = if c.maybe(b",\"host_probe_before_ns\":") { Some(c.u64()?) } else { None };
+    let host_probe_after_ns = if c.maybe(b",\"host_probe_after_ns\":") { Some(c.u64()?) } else { None };
     c.lit(b"}")?;
     let request = Request {
         schema,
@@ -253,6 +257,10 @@ fn fields<'a>(c: &mut Cursor<'a>, token_ns: &mut Vec<u64>) -> Option<(Request<'a
         load,
         sent_offset_ns,
         unix_ms,
+        block,
+        attempt,
+        host_probe_before_ns,
+        host_probe_after_ns,
     };
     Some((request, tokens))
 }
@@ -284,7 +292,10 @@ mod tests {
         ];
         for load in loads {
             for runner_ttft in [None, Some(20_300_000)] {
-                let r = record(load, runner_ttft);
+                let mut r = record(load, runner_ttft);
+                if runner_ttft.is_some() {
+                    (r.block, r.attempt, r.host_probe_before_ns, r.host_probe_after_ns) = (Some(7), Some(2), Some(180_000), Some(330_500));
+                }
                 let line = serde_json::to_string(&r).unwrap();
                 let fast = decode(line.as_bytes()).unwrap_or_else(|| panic!("fast path refused its own layout: {line}"));
                 let slow: RequestRecord = serde_json::from_str(&line).unwrap();

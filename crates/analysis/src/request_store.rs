@@ -31,6 +31,10 @@ pub struct Request<'a> {
     pub load: Option<LoadLevel>,
     pub sent_offset_ns: Option<u64>,
     pub unix_ms: u128,
+    pub block: Option<usize>,
+    pub attempt: Option<u32>,
+    pub host_probe_before_ns: Option<u64>,
+    pub host_probe_after_ns: Option<u64>,
 }
 
 impl Request<'_> {
@@ -57,6 +61,10 @@ impl Request<'_> {
             load: self.load,
             sent_offset_ns: self.sent_offset_ns,
             unix_ms: self.unix_ms,
+            block: self.block,
+            attempt: self.attempt,
+            host_probe_before_ns: self.host_probe_before_ns,
+            host_probe_after_ns: self.host_probe_after_ns,
         }
     }
 }
@@ -85,6 +93,10 @@ impl<'a> From<&'a RequestRecord> for Request<'a> {
             load: r.load,
             sent_offset_ns: r.sent_offset_ns,
             unix_ms: r.unix_ms,
+            block: r.block,
+            attempt: r.attempt,
+            host_probe_before_ns: r.host_probe_before_ns,
+            host_probe_after_ns: r.host_probe_after_ns,
         }
     }
 }
@@ -110,6 +122,10 @@ struct Row {
     load: Option<LoadLevel>,
     sent_offset_ns: Option<u64>,
     unix_ms: u128,
+    block: Option<usize>,
+    attempt: Option<u32>,
+    host_probe_before_ns: Option<u64>,
+    host_probe_after_ns: Option<u64>,
     tokens: [usize; 2],
 }
 
@@ -173,6 +189,10 @@ impl Block {
             load: r.load,
             sent_offset_ns: r.sent_offset_ns,
             unix_ms: r.unix_ms,
+            block: r.block,
+            attempt: r.attempt,
+            host_probe_before_ns: r.host_probe_before_ns,
+            host_probe_after_ns: r.host_probe_after_ns,
             tokens: [tokens.start, tokens.end],
         });
     }
@@ -208,6 +228,10 @@ impl Block {
             load: r.load,
             sent_offset_ns: r.sent_offset_ns,
             unix_ms: r.unix_ms,
+            block: r.block,
+            attempt: r.attempt,
+            host_probe_before_ns: r.host_probe_before_ns,
+            host_probe_after_ns: r.host_probe_after_ns,
         }
     }
 

@@ -263,10 +263,14 @@ pub(crate) mod tests {
             load: None,
             sent_offset_ns: None,
             unix_ms: 0,
+            block: None,
+            attempt: None,
+            host_probe_before_ns: None,
+            host_probe_after_ns: None,
         }
     }
 
-    fn run(id: &str, requests: Vec<RequestRecord>) -> Run {
+    pub fn run(id: &str, requests: Vec<RequestRecord>) -> Run {
         Run {
             dir: id.into(),
             id: id.into(),
@@ -278,6 +282,8 @@ pub(crate) mod tests {
             correctness: vec![],
             engines: vec![],
             monitor: vec![],
+            host: vec![],
+            attempts: vec![],
             bandwidth_probe: None,
         }
     }

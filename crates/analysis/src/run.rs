@@ -7,7 +7,10 @@ use serde_json::Value;
 
 use crate::config::RunConfig;
 use crate::model::ModelShape;
-use crate::records::{read_requests, read_stream, CellRecord, CorrectnessRecord, EngineRecord, FailureRecord, Requests, Sample};
+use crate::records::{
+    read_requests, read_stream, AttemptRecord, CellRecord, CorrectnessRecord, EngineRecord, FailureRecord, HostSample, Request,
+    RequestRecord, Requests, Sample,
+};
 
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -22,8 +25,34 @@ pub struct Run {
     pub correctness: Vec<CorrectnessRecord>,
     pub engines: Vec<EngineRecord>,
     pub monitor: Vec<Sample>,
+    /// The host probe's continuous samples (`raw_data/host.jsonl`), when the run recorded them.
+    pub host: Vec<HostSample>,
+    /// Launches of the run (`raw_data/attempts.jsonl`): one, plus one per `--resume`.
+    pub attempts: Vec<AttemptRecord>,
     /// The copy-bandwidth probe (`raw_data/bandwidth_probe.json`), when the run had a GPU.
     pub bandwidth_probe: Option<Value>,
+}
+
+/// A cell that a launch began and did not finish (interrupted, or the machine went away) is
+/// measured again from its start by the next launch; its requests from the unfinished launch stay
+/// in the raw data but count nowhere. A request of a launch (`attempt`) counts when that launch
+/// wrote the cell's record. Requests without an attempt (runs before launches were numbered) all
+/// count, as they always did.
+fn without_abandoned_cells(requests: Requests, cells: &[CellRecord]) -> Requests {
+    type Key = (String, String, usize, usize, String, u32);
+    fn key(engine: &str, workload: &str, batch: usize, prompt: usize, load: Option<crate::records::LoadLevel>, attempt: u32) -> Key {
+        (engine.into(), workload.into(), batch, prompt, load.map(|l| l.label()).unwrap_or_default(), attempt)
+    }
+    let finished: std::collections::HashSet<Key> =
+        cells.iter().filter_map(|c| Some(key(&c.engine, &c.workload, c.batch_size, c.prompt_tokens, c.load, c.attempt?))).collect();
+    let counts = |r: &Request| match r.attempt {
+        None => true,
+        Some(a) => finished.contains(&key(r.engine, r.workload, r.batch_size, r.prompt_tokens, r.load, a)),
+    };
+    if requests.iter().all(|r| counts(&r)) {
+        return requests;
+    }
+    requests.iter().filter(|r| counts(r)).map(|r| r.to_record()).collect::<Vec<RequestRecord>>().into()
 }
 
 impl Run {
@@ -39,17 +68,20 @@ impl Run {
             Ok(t) => Some(serde_json::from_str(&t).with_context(|| format!("{}", raw.join("bandwidth_probe.json").display()))?),
             Err(_) => None,
         };
+        let cells: Vec<CellRecord> = read_stream(&raw, "cells")?;
         Ok(Run {
             id: dir.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
             dir: dir.to_path_buf(),
             config: RunConfig::read(&dir.join("config.yaml"))?,
             environment,
-            requests: read_requests(&raw)?,
-            cells: read_stream(&raw, "cells")?,
+            requests: without_abandoned_cells(read_requests(&raw)?, &cells),
+            cells,
             failures: read_stream(&raw, "failures")?,
             correctness: read_stream(&raw, "correctness")?,
             engines: read_stream(&raw, "engines")?,
             monitor: read_stream(&raw, "monitor")?,
+            host: read_stream(&raw, "host")?,
+            attempts: read_stream(&raw, "attempts")?,
             bandwidth_probe,
         })
     }
@@ -73,8 +105,16 @@ impl Run {
     }
 
     /// The measured copy bandwidth in GB/s (read + write counted), the roofline's memory roof.
+    /// None when the probe failed or its reading is refused ([`crate::bandwidth::bandwidth_check`]).
     pub fn copy_bandwidth_gb_s(&self) -> Option<f64> {
-        self.bandwidth_probe.as_ref()?.get("gb_per_s")?.as_f64()
+        let check = self.bandwidth_check()?;
+        check.accepted.then_some(check.measured_gb_s)
+    }
+
+    /// The bandwidth probe's reading against the GPU's datasheet.
+    pub fn bandwidth_check(&self) -> Option<crate::bandwidth::BandwidthCheck> {
+        let g = self.bandwidth_probe.as_ref()?.get("gb_per_s")?.as_f64()?;
+        Some(crate::bandwidth::bandwidth_check(g, self.gpu_name().as_deref()))
     }
 
     /// The checkpoint's shape: from environment.json (runs since the analysis crate), else from the

@@ -176,6 +176,16 @@ pub struct Summary {
     pub tiers: Vec<Tier>,
     /// The original design's success criteria, evaluated on this run.
     pub criteria: Vec<CriterionResult>,
+    /// How each request's host state was told (from this run's own probe readings); null for runs
+    /// without host probes.
+    pub host_states: Option<crate::host_state::HostStates>,
+    /// Headline figures per latency / throughput cell (never pooled across prompt lengths),
+    /// overall and per host state, with paired speedups where the cell was interleaved.
+    pub cells: Vec<crate::cell_figures::CellFigures>,
+    /// The GPU's clocks and throttle reasons per cell; `flags` says where it was slowed.
+    pub gpu_state: Vec<crate::gpu_state::GpuCellState>,
+    /// The copy-bandwidth probe against the GPU's datasheet (a refused reading is not used).
+    pub bandwidth_probe: Option<crate::bandwidth::BandwidthCheck>,
     /// Derived files written beside this one.
     pub outputs: Vec<String>,
 }
@@ -469,6 +479,7 @@ pub fn assemble(run: &Run, cell_metrics: &[CellMetric], comparisons: &[Compariso
         .collect();
     let tiers = business::tiers(run, &engines);
     let criteria = business::criteria(&engines, comparisons, settings);
+    let host_states = crate::host_state::host_states(run);
     Summary {
         schema: 1,
         run: serde_json::json!({
@@ -493,6 +504,10 @@ pub fn assemble(run: &Run, cell_metrics: &[CellMetric], comparisons: &[Compariso
         },
         tiers,
         criteria,
+        cells: crate::cell_figures::cell_figures(run, host_states.as_ref(), &[COMPILED_REFERENCE, BASELINE], settings),
+        host_states,
+        gpu_state: crate::gpu_state::gpu_states(run),
+        bandwidth_probe: run.bandwidth_check(),
         outputs: Vec::new(),
     }
 }
@@ -540,6 +555,71 @@ pub fn table(s: &Summary) -> String {
         out += &format!("❌ {:<16}: failed: {}\n", e.name, e.failure.as_deref().unwrap_or("no measurement"));
     }
     out += "ms = median request latency (prompt + all new tokens); tok/s = median decode throughput.\n";
+    out += &cells_table(s);
+    out
+}
+
+/// Per cell: decode tok/s overall and per host state (n in brackets), host sensitivity, and the
+/// paired speedup over the compiled reference in the fast state.
+pub fn cells_table(s: &Summary) -> String {
+    use crate::cell_figures::Median;
+    if s.cells.is_empty() {
+        return String::new();
+    }
+    let fig = |m: &Option<Median>| match m {
+        Some(m) => match m.ci95 {
+            Some([a, b]) => format!("{:.1} ({:.1}–{:.1}) n={}", m.median, a, b, m.n),
+            None => format!("{:.1} n={}", m.median, m.n),
+        },
+        None => "–".into(),
+    };
+    let mut out = String::new();
+    match &s.host_states {
+        Some(h) if h.two_states => {
+            out += &format!(
+                "\nHost: two states in this run (probe fast ≈ {:.0} µs, slow ≈ {:.0} µs, threshold {:.0} µs; {:.0} % of readings slow). Requests fast/slow/mixed: {}/{}/{}\n",
+                h.fast_median_us,
+                h.slow_median_us.unwrap_or(f64::NAN),
+                h.threshold_us.unwrap_or(f64::NAN),
+                100.0 * h.slow_share,
+                h.requests_fast,
+                h.requests_slow,
+                h.requests_mixed
+            )
+        }
+        Some(h) => out += &format!("\nHost: one state in this run (probe median {:.0} µs, p5–p95 {:.0}–{:.0} µs)\n", h.probe_p50_us, h.probe_p05_us, h.probe_p95_us),
+        None => out += "\nHost: not probed in this run (no host state per request)\n",
+    }
+    out += "Per cell, decode tok/s: median (95 % CI) n — overall | fast host state | slow host state; sensitivity = slow ÷ fast\n";
+    for c in &s.cells {
+        let d = &c.decode_tok_per_s;
+        let sens = c.host_sensitivity.map_or(String::new(), |x| format!("  sensitivity {x:.2}"));
+        let vs = c
+            .speedups
+            .iter()
+            .find(|p| p.reference == s.compiled_reference)
+            .and_then(|p| p.fast.as_ref().or(p.all.as_ref()))
+            .map_or(String::new(), |m| {
+                format!("  ×compiled {:.2}{}", m.median, m.ci95.map_or(String::new(), |[a, b]| format!(" ({a:.2}–{b:.2})")))
+            });
+        out += &format!(
+            "  {:<16} {:<10} b{:<3} p{:<5} {} | {} | {}{sens}{vs}{}\n",
+            c.engine,
+            c.workload,
+            c.batch_size,
+            c.prompt_tokens,
+            fig(&d.all),
+            fig(&d.fast),
+            fig(&d.slow),
+            if c.interleaved { "" } else { "  (sequential)" }
+        );
+    }
+    for g in s.gpu_state.iter().filter(|g| !g.flags.is_empty()) {
+        out += &format!("⚠ GPU slowed in {} {} {}: {}\n", g.engine, g.workload, g.cell, g.flags.join("; "));
+    }
+    if let Some(b) = s.bandwidth_probe.as_ref().filter(|b| !b.accepted) {
+        out += &format!("⚠ copy-bandwidth probe {}\n", b.note);
+    }
     out
 }
 

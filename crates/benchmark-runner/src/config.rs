@@ -43,8 +43,10 @@ pub struct Benchmark {
     pub name: String,
     /// A Hugging Face-layout checkpoint directory, relative to the config file's project root.
     pub model_path: PathBuf,
-    /// Where engines that can run on either side (PyTorch) run: `cpu` or `cuda`.
-    #[serde(default = "default_device")]
+    /// Where engines that can run on either side (PyTorch) run: `cpu` or `cuda`. Left out, it is
+    /// `cuda` when any engine of the run is a CUDA engine (so the baseline is measured on the same
+    /// side as the engines it is compared with), else `cpu`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub device: String,
     /// Compute dtype on GPU engines; CPU engines compute in f32.
     #[serde(default = "default_gpu_dtype")]
@@ -84,7 +86,6 @@ impl Scenario {
     }
 }
 
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
@@ -112,11 +113,28 @@ pub struct Workload {
     /// engine (the CPU one in a GPU run) sit out sweeps that would take it hours.
     #[serde(default)]
     pub engines: Option<Vec<String>>,
+    /// Latency and throughput workloads of several engines: load them all at once and measure
+    /// their requests in interleaved blocks (each engine once per block, in a seeded random
+    /// order), so that every engine samples the same host states. Default: on wherever it
+    /// applies; `false` measures one engine after another.
+    #[serde(default)]
+    pub interleave: Option<bool>,
+    /// Keep measuring (whole blocks) until each engine's measured requests of a cell took at least
+    /// this long, even past `iterations`.
+    #[serde(default)]
+    pub min_measured_s: Option<f64>,
 }
 
 impl Workload {
     pub fn applies_to(&self, engine: &str) -> bool {
         self.engines.as_ref().is_none_or(|e| e.iter().any(|n| n == engine))
+    }
+
+    /// Whether this workload's engines are measured interleaved (see [`Workload::interleave`]).
+    pub fn interleaved(&self, run_engines: &[String]) -> bool {
+        let scenario_fits = matches!(self.scenario, Scenario::Latency | Scenario::Throughput);
+        let engines = run_engines.iter().filter(|e| self.applies_to(e)).count();
+        scenario_fits && engines > 1 && self.interleave.unwrap_or(true)
     }
 }
 
@@ -155,11 +173,12 @@ pub struct System {
     pub thermal_limit: f64,
     #[serde(default = "default_memory_limit")]
     pub memory_limit_gb: f64,
+    /// The CPUs every engine process and the host probe are pinned to (`2-15`); default: every CPU
+    /// the runner may use. One runner per host for reference runs, or disjoint sets per runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
 }
 
-fn default_device() -> String {
-    "cpu".into()
-}
 fn default_gpu_dtype() -> Dtype {
     Dtype::Bf16
 }
@@ -217,7 +236,6 @@ impl Default for System {
     }
 }
 
-
 impl Config {
     /// Reads, parses and validates; `root` resolves a relative `model_path`.
     pub fn load(file: &Path, root: &Path, registry: &Registry) -> Result<Config, ConfigError> {
@@ -228,7 +246,39 @@ impl Config {
             cfg.benchmark.model_path = root.join(rel);
         }
         cfg.validate(file, registry)?;
+        cfg.settle_device(file, registry)?;
         Ok(cfg)
+    }
+
+    /// Fills in `benchmark.device` when the config leaves it out, and refuses a comparison of the
+    /// PyTorch engines on the CPU with CUDA engines (it would compare a CPU baseline with GPUs).
+    fn settle_device(&mut self, file: &Path, registry: &Registry) -> Result<(), ConfigError> {
+        use crate::registry::DeviceClass;
+        let class = |n: &String| registry.get(n).map(|s| s.device);
+        let cuda: Vec<&String> = self.engines.iter().filter(|n| class(n) == Some(DeviceClass::Cuda)).collect();
+        let either: Vec<&String> = self.engines.iter().filter(|n| class(n) == Some(DeviceClass::Either)).collect();
+        if self.benchmark.device.is_empty() {
+            self.benchmark.device = if cuda.is_empty() { "cpu" } else { "cuda" }.into();
+        } else if self.benchmark.device == "cpu" && !cuda.is_empty() && !either.is_empty() {
+            return Err(ConfigError::Invalid {
+                file: file.into(),
+                path: "benchmark.device".into(),
+                message: format!(
+                    "is `cpu`, so {} would run on the CPU against CUDA engines ({}); set `device: cuda` (or leave it out)",
+                    either.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                    cuda.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The CPUs engines and the host probe are pinned to: `system.cpus`, or all the runner may use.
+    pub fn engine_cpus(&self) -> Vec<usize> {
+        match &self.system.cpus {
+            Some(list) => crate::host::parse_cpu_list(list).expect("validated"),
+            None => crate::host::allowed_cpus(),
+        }
     }
 
     /// Keeps only `engines` (each must be in the config) and/or moves the run to GPU `gpu`, and
@@ -258,11 +308,7 @@ impl Config {
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
-            ConfigError::Invalid {
-                file: file.into(),
-                path: if path == "." { "(document)".into() } else { path },
-                message: inner,
-            }
+            ConfigError::Invalid { file: file.into(), path: if path == "." { "(document)".into() } else { path }, message: inner }
         })
     }
 
@@ -286,7 +332,7 @@ impl Config {
             }
         }
         let b = &self.benchmark;
-        if b.device != "cpu" && b.device != "cuda" {
+        if !b.device.is_empty() && b.device != "cpu" && b.device != "cuda" {
             return bad("benchmark.device".into(), format!("must be `cpu` or `cuda`, not `{}`", b.device));
         }
         if !(b.request_timeout_s > 0.0) {
@@ -337,6 +383,17 @@ impl Config {
             if w.iterations == 0 {
                 return bad(at("iterations"), "must be at least 1".into());
             }
+            if let Some(m) = w.min_measured_s {
+                if !(m >= 0.0 && m.is_finite()) {
+                    return bad(at("min_measured_s"), format!("must be a duration in seconds, not {m}"));
+                }
+            }
+            if w.interleave == Some(true) && !matches!(w.scenario, Scenario::Latency | Scenario::Throughput) {
+                return bad(
+                    at("interleave"),
+                    format!("only latency and throughput workloads interleave (this workload is {})", w.scenario.as_str()),
+                );
+            }
             if w.max_new_tokens == 0 {
                 return bad(at("max_new_tokens"), "must be at least 1".into());
             }
@@ -346,14 +403,19 @@ impl Config {
                 }
             }
             let concurrent = w.scenario == Scenario::Concurrent;
-            for (field, given) in [("concurrency", !w.concurrency.is_empty()), ("arrival_rates", !w.arrival_rates.is_empty()), ("slo", w.slo.is_some())] {
+            for (field, given) in
+                [("concurrency", !w.concurrency.is_empty()), ("arrival_rates", !w.arrival_rates.is_empty()), ("slo", w.slo.is_some())]
+            {
                 if given && !concurrent {
                     return bad(at(field), format!("only the concurrent scenario uses it (this workload is {})", w.scenario.as_str()));
                 }
             }
             if concurrent {
                 if w.concurrency.is_empty() && w.arrival_rates.is_empty() {
-                    return bad(at("concurrency"), "a concurrent workload needs `concurrency` (closed loop) or `arrival_rates` (open loop)".into());
+                    return bad(
+                        at("concurrency"),
+                        "a concurrent workload needs `concurrency` (closed loop) or `arrival_rates` (open loop)".into(),
+                    );
                 }
                 for (j, &c) in w.concurrency.iter().enumerate() {
                     if c == 0 || c > 1024 {
@@ -394,6 +456,20 @@ impl Config {
             }
         }
         let s = &self.system;
+        if let Some(list) = &s.cpus {
+            let cpus = crate::host::parse_cpu_list(list).map_err(|m| ConfigError::Invalid {
+                file: file.into(),
+                path: "system.cpus".into(),
+                message: m,
+            })?;
+            let allowed = crate::host::allowed_cpus();
+            if let Some(c) = cpus.iter().find(|c| !allowed.contains(c)) {
+                return bad(
+                    "system.cpus".into(),
+                    format!("CPU {c} is not available here (this process may use {})", crate::host::format_cpu_list(&allowed)),
+                );
+            }
+        }
         if !(s.memory_limit_gb > 0.0) {
             return bad("system.memory_limit_gb".into(), format!("must be positive, not {}", s.memory_limit_gb));
         }
@@ -490,6 +566,31 @@ workloads:
         assert!(e.contains("analysis.statistical_tests[0]: unknown test `t_test`"), "{e}");
         let e = problem("benchmark: [\n");
         assert!(e.contains("bad.yaml: "), "{e}");
+    }
+
+    #[test]
+    fn the_device_follows_the_engines_and_a_cpu_baseline_against_gpus_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        model_synth_stub(dir.path());
+        let file = dir.path().join("seed.yaml");
+        // The seed's basic config: no device, the baseline beside CUDA engines.
+        let seed =
+            GOOD.replace("[lm_rs]", "[pytorch_baseline, candle_cuda, burn_cuda]").replace("MODEL", &dir.path().display().to_string());
+        std::fs::write(&file, &seed).unwrap();
+        assert_eq!(Config::load(&file, dir.path(), &Registry::builtin()).unwrap().benchmark.device, "cuda");
+        std::fs::write(&file, GOOD.replace("MODEL", &dir.path().display().to_string())).unwrap();
+        assert_eq!(Config::load(&file, dir.path(), &Registry::builtin()).unwrap().benchmark.device, "cpu");
+        let e = problem(
+            &GOOD.replace("[lm_rs]", "[pytorch_baseline, candle_cuda]").replace("model_path: MODEL", "model_path: MODEL, device: cpu"),
+        );
+        assert!(
+            e.contains("benchmark.device: is `cpu`, so pytorch_baseline would run on the CPU against CUDA engines (candle_cuda)"),
+            "{e}"
+        );
+        let e = problem(&format!("{GOOD}system: {{cpus: \"99999\"}}\n"));
+        assert!(e.contains("system.cpus: CPU 99999 is not available here"), "{e}");
+        let e = problem(&GOOD.replace("iterations: 2", "iterations: 2, scenario: memory, interleave: true"));
+        assert!(e.contains("workloads[0].interleave: only latency and throughput workloads interleave"), "{e}");
     }
 
     #[test]

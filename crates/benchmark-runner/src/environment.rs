@@ -47,7 +47,8 @@ pub fn sha256_file(path: &Path) -> Option<String> {
 /// The checkpoint's identity: its config's hash, its size, whether it is synthetic, and its
 /// config.json itself (the analysis computes bytes and FLOPs per token from the shape).
 pub fn checkpoint(model: &Path) -> Value {
-    let read_json = |name: &str| -> Option<Value> { std::fs::read_to_string(model.join(name)).ok().and_then(|t| serde_json::from_str(&t).ok()) };
+    let read_json =
+        |name: &str| -> Option<Value> { std::fs::read_to_string(model.join(name)).ok().and_then(|t| serde_json::from_str(&t).ok()) };
     let synthetic = read_json("synthetic.json");
     json!({
         "config": read_json("config.json"),
@@ -79,8 +80,9 @@ pub fn copy_bandwidth(root: &Path, gpu: u32) -> Value {
     let script = root.join("crates/benchmark-runner/probes/copy_bandwidth.py");
     let python = crate::registry::python(root);
     match Command::new(&python).arg(&script).arg(format!("cuda:{gpu}")).output() {
-        Ok(out) if out.status.success() => serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| json!({ "error": format!("unreadable probe output: {e}") })),
+        Ok(out) if out.status.success() => {
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| json!({ "error": format!("unreadable probe output: {e}") }))
+        }
         Ok(out) => json!({ "error": String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("probe failed").to_string() }),
         Err(e) => json!({ "error": format!("{}: {e}", python.display()) }),
     }

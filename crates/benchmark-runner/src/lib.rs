@@ -4,13 +4,17 @@
 pub mod config;
 pub mod environment;
 pub mod gate;
+pub mod host;
+pub mod interleaved;
 pub mod load;
 pub mod monitor;
 pub mod process;
 pub mod prompts;
+pub mod provenance;
 pub mod registry;
 pub mod rng;
 pub mod run;
+pub mod stop;
 
 // The run directory's record types and the model shape live in the analysis crate, which reads
 // what the runner writes; re-exported under their old paths.
@@ -26,9 +30,5 @@ pub fn project_root(start: &Path) -> PathBuf {
     if let Some(r) = std::env::var_os("BENCH_ROOT") {
         return r.into();
     }
-    start
-        .ancestors()
-        .find(|d| d.join("engines").is_dir() && d.join("Cargo.toml").is_file())
-        .unwrap_or(start)
-        .to_path_buf()
+    start.ancestors().find(|d| d.join("engines").is_dir() && d.join("Cargo.toml").is_file()).unwrap_or(start).to_path_buf()
 }

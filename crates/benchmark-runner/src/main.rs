@@ -7,7 +7,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use benchmark_runner::{config::Config, project_root, registry::Registry, run, summary};
+use benchmark_runner::{config::Config, project_root, provenance, registry::Registry, run, summary};
 
 /// Runs LLM inference engines side by side and writes a run directory of raw measurements.
 ///
@@ -31,6 +31,14 @@ struct Cli {
     /// GPU index to run on, instead of the config's `system.gpu_device`.
     #[arg(long, value_name = "N")]
     gpu: Option<u32>,
+    /// Continue an interrupted run at its first unfinished cell, with its own config.yaml (same
+    /// commit required). Nothing it measured is rewritten.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "output", "engines", "gpu"])]
+    resume: Option<PathBuf>,
+    /// Run from a checkout with uncommitted changes; the run directory then keeps `git.diff`.
+    /// Without it a dirty tree is refused: a reference run must name the code it measured.
+    #[arg(long)]
+    allow_dirty: bool,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -51,6 +59,13 @@ enum Cmd {
         /// Folder for reproducibility.{json,csv,parquet} across the runs given.
         #[arg(long, value_name = "DIR")]
         reproducibility: Option<PathBuf>,
+        /// Folder for over_runs.json: per engine and cell, the median over the runs given with a
+        /// hierarchical bootstrap interval (runs, then requests) and the spread across runs.
+        #[arg(long, value_name = "DIR")]
+        over_runs: Option<PathBuf>,
+        /// Pool runs of different commits, checkpoints or configs (refused otherwise).
+        #[arg(long)]
+        allow_mixed: bool,
     },
     /// Validate a configuration without running anything.
     Check {
@@ -96,7 +111,7 @@ fn real_main() -> anyhow::Result<()> {
             eprintln!("wrote {} files to {} in {:.1} s", files.len(), out.display(), started.elapsed().as_secs_f64());
             Ok(())
         }
-        Some(Cmd::Analyze { runs, reproducibility }) => {
+        Some(Cmd::Analyze { runs, reproducibility, over_runs, allow_mixed }) => {
             let mut reports = Vec::new();
             for run in &runs {
                 let started = std::time::Instant::now();
@@ -113,9 +128,19 @@ fn real_main() -> anyhow::Result<()> {
                 for e in &r.per_engine {
                     eprintln!(
                         "{}: {}/{} decode cells within {:.0} % across runs (worst {:.1} %)",
-                        e.engine, e.cells_within_limit, e.cells, e.limit * 100.0, e.worst_relative_range * 100.0
+                        e.engine,
+                        e.cells_within_limit,
+                        e.cells,
+                        e.limit * 100.0,
+                        e.worst_relative_range * 100.0
                     );
                 }
+            }
+            if let Some(out) = over_runs {
+                let runs: Vec<&analysis::Run> = reports.iter().map(|r| &r.run).collect();
+                let o = analysis::over_runs::over_runs(&runs, allow_mixed)?;
+                analysis::over_runs::write(&out, &o)?;
+                print!("{}", analysis::over_runs::table(&o));
             }
             Ok(())
         }
@@ -125,19 +150,39 @@ fn real_main() -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            let (Some(config), Some(output)) = (cli.config, cli.output) else {
-                anyhow::bail!("give --config FILE and --output DIR (or a subcommand; see --help)");
+            benchmark_runner::stop::install_signal_handlers().context("installing the Ctrl-C / SIGTERM handlers")?;
+            let (ended, output) = if let Some(output) = cli.resume {
+                let config = output.join("config.yaml");
+                let cfg = Config::load(&config, &root, &registry)?;
+                provenance::check_resume(&root, &output, cli.allow_dirty)?;
+                (run::resume(&cfg, &registry, &run::RunPaths { root, output: output.clone() })?, output)
+            } else {
+                let (Some(config), Some(output)) = (cli.config, cli.output) else {
+                    anyhow::bail!("give --config FILE and --output DIR, or --resume RUN_DIR (or a subcommand; see --help)");
+                };
+                let mut cfg = Config::load(&config, &root, &registry)?;
+                let mut text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
+                if cli.engines.is_some() || cli.gpu.is_some() {
+                    text = cfg.restrict(&config, cli.engines.as_deref(), cli.gpu)?;
+                }
+                let diff = provenance::check_clean(&root, cli.allow_dirty)?;
+                if let Some(diff) = diff.filter(|_| !output.join("raw_data").exists()) {
+                    std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
+                    std::fs::write(output.join("git.diff"), diff).context("writing git.diff")?;
+                }
+                let paths = run::RunPaths { root, output: output.clone() };
+                (run::execute(&cfg, &text, &registry, &paths)?, output)
             };
-            let mut cfg = Config::load(&config, &root, &registry)?;
-            let mut text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
-            if cli.engines.is_some() || cli.gpu.is_some() {
-                text = cfg.restrict(&config, cli.engines.as_deref(), cli.gpu)?;
-            }
-            run::execute(&cfg, &text, &registry, &run::RunPaths { root, output: output.clone() })?;
             let mut report = analysis::analyze(&output)?;
             analysis::write(&mut report)?;
             print!("{}", summary::table(&report.summary));
-            eprintln!("run directory: {}", output.display());
+            match ended {
+                run::Ended::Finished => eprintln!("run directory: {}", output.display()),
+                run::Ended::Interrupted => {
+                    eprintln!("interrupted: what was measured is kept and summarised; continue with --resume {}", output.display());
+                    return Err(anyhow::anyhow!("the run was interrupted"));
+                }
+            }
             Ok(())
         }
     }

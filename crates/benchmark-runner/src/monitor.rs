@@ -13,17 +13,26 @@ use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
 
-pub use crate::records::{CellStats, Sample, Tag};
 use crate::records::{unix_ms, SCHEMA};
+pub use crate::records::{CellStats, Sample, Tag};
 
 /// 25 Hz on a fixed schedule, so the rate stays above 20 Hz however long a round of NVML calls takes.
 pub const PERIOD: Duration = Duration::from_millis(40);
+
+/// The samples of one tag (engine, workload, cell, phase, process) and the energy drawn while it
+/// held the GPU: the counter's increments between consecutive samples of that tag, so that in an
+/// interleaved cell each engine is charged only for its own stretches.
+#[derive(Default)]
+struct Accumulated {
+    samples: Vec<Sample>,
+    energy_mj: Option<u64>,
+}
 
 #[derive(Default)]
 struct Shared {
     tag: Tag,
     latest: Option<Sample>,
-    cell: Vec<Sample>,
+    cells: std::collections::HashMap<Tag, Accumulated>,
 }
 
 pub struct Monitor {
@@ -101,7 +110,15 @@ impl Monitor {
                 {
                     let mut s = s2.lock().expect("monitor lock");
                     if s.tag.cell.is_some() && s.tag == sample.tag {
-                        s.cell.push(sample.clone());
+                        let step = match (s.latest.as_ref().filter(|l| l.tag == sample.tag).and_then(|l| l.energy_mj), sample.energy_mj) {
+                            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                            _ => None,
+                        };
+                        let acc = s.cells.entry(sample.tag.clone()).or_default();
+                        if let Some(d) = step {
+                            acc.energy_mj = Some(acc.energy_mj.unwrap_or(0) + d);
+                        }
+                        acc.samples.push(sample.clone());
                     }
                     s.latest = Some(sample);
                 }
@@ -112,16 +129,22 @@ impl Monitor {
         Ok(Monitor { shared, stop, thread: Some(thread) })
     }
 
-    /// Tags the samples that follow; a new cell starts new cell statistics.
+    /// Tags the samples that follow. Statistics are kept per tag, so a cell's engines can take
+    /// turns (interleaved) and each keeps its own.
     pub fn tag(&self, tag: Tag) {
-        let mut s = self.shared.lock().expect("monitor lock");
-        s.cell.clear();
-        s.tag = tag;
+        self.shared.lock().expect("monitor lock").tag = tag;
     }
 
-    /// Statistics of the current cell so far.
+    /// Statistics of the current tag's samples so far, which are then let go.
     pub fn cell(&self) -> CellStats {
-        cell_stats(&self.shared.lock().expect("monitor lock").cell)
+        let tag = self.shared.lock().expect("monitor lock").tag.clone();
+        self.take_cell(&tag)
+    }
+
+    /// Statistics of the samples taken under `tag`, which are then let go.
+    pub fn take_cell(&self, tag: &Tag) -> CellStats {
+        let acc = self.shared.lock().expect("monitor lock").cells.remove(tag).unwrap_or_default();
+        CellStats { energy_mj: acc.energy_mj, ..cell_stats(&acc.samples) }
     }
 
     pub fn temperature_c(&self) -> Option<u32> {

@@ -74,7 +74,9 @@ pub struct Timed {
 }
 
 impl EngineProcess {
-    pub fn spawn(cmd: &Resolved, log: &Path) -> Result<EngineProcess, Fault> {
+    /// Starts the engine pinned to `cpus` (see [`crate::host`]), in a process group of its own so
+    /// that a Ctrl-C meant for the runner does not reach it (the runner stops it cleanly).
+    pub fn spawn(cmd: &Resolved, log: &Path, cpus: &[usize]) -> Result<EngineProcess, Fault> {
         let spawn_err = |e: std::io::Error| Fault::Spawn(format!("{}: {e}", cmd.program.display()));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(spawn_err)?;
         let (stdin_r, stdin_w) = os_pipe::pipe().map_err(spawn_err)?;
@@ -86,6 +88,24 @@ impl EngineProcess {
             .stdout_file(stdout_w)
             .stderr_file(log)
             .env("PYTHONUNBUFFERED", "1")
+            .before_spawn({
+                let cpus = cpus.to_vec();
+                move |c| {
+                    use std::os::unix::process::CommandExt;
+                    let cpus = cpus.clone();
+                    // SAFETY: between fork and exec only async-signal-safe calls run here
+                    // (setpgid, sched_setaffinity); `cpus` was allocated before the fork.
+                    unsafe {
+                        c.pre_exec(move || {
+                            if libc::setpgid(0, 0) != 0 {
+                                return Err(std::io::Error::last_os_error());
+                            }
+                            crate::host::pin_current(&cpus)
+                        });
+                    }
+                    Ok(())
+                }
+            })
             .unchecked()
             .start()
             .map_err(spawn_err)?;
@@ -116,9 +136,8 @@ impl EngineProcess {
         let Some(status) = self.pid().and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok()) else {
             return (None, None);
         };
-        let field = |name: &str| {
-            status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
-        };
+        let field =
+            |name: &str| status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024);
         (field("VmRSS:"), field("VmHWM:"))
     }
 
@@ -166,7 +185,17 @@ impl EngineProcess {
     }
 
     pub fn load(&mut self, req: LoadRequest, timeout_s: f64) -> Result<Ready, Fault> {
-        let deadline = self.send(&Command::Load(req))? + Duration::from_secs_f64(timeout_s);
+        let deadline = self.begin_load(req, timeout_s)?;
+        self.finish_load(deadline, timeout_s)
+    }
+
+    /// Sends `load` and returns the deadline for its answer (several engines load at once).
+    pub fn begin_load(&mut self, req: LoadRequest, timeout_s: f64) -> Result<Instant, Fault> {
+        Ok(self.send(&Command::Load(req))? + Duration::from_secs_f64(timeout_s))
+    }
+
+    /// Waits for the answer to [`EngineProcess::begin_load`].
+    pub fn finish_load(&mut self, deadline: Instant, timeout_s: f64) -> Result<Ready, Fault> {
         match self.next(deadline, timeout_s)?.0 {
             Event::Ready(r) => Ok(r),
             Event::Error(e) => Err(Fault::Engine { kind: e.kind, message: e.message }),

@@ -12,35 +12,53 @@ use shared_protocol::{Dtype, GenerateRequest, LoadRequest, LogitsResult, PROTOCO
 use crate::checkpoint::ModelShape;
 use crate::config::{Config, Scenario, Workload};
 use crate::gate;
+use crate::host::HostProbe;
 use crate::load::{self, LevelOutcome};
 use crate::monitor::{Monitor, Tag};
 use crate::process::{EngineProcess, Fault, Timed};
 use crate::prompts::prompt_tokens;
-use crate::records::{unix_ms, CellRecord, EngineRecord, FailureRecord, LoadLevel, RawData, RequestRecord, SCHEMA};
+use crate::records::{unix_ms, AttemptRecord, CellRecord, EngineRecord, FailureRecord, LoadLevel, RawData, RequestRecord, SCHEMA};
 use crate::registry::{EngineSpec, Registry};
+use crate::stop::stopping;
 
 pub struct RunPaths {
     pub root: PathBuf,
     pub output: PathBuf,
 }
 
+/// How a launch of the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Every cell was measured (or failed, or was skipped, with its reason recorded).
+    Finished,
+    /// A signal stopped it between requests; `--resume` continues at the first unfinished cell.
+    Interrupted,
+}
+
 /// How one engine is started for this run: program, device, dtype, options.
-struct Launch<'a> {
-    spec: &'a EngineSpec,
-    device: String,
-    load: LoadRequest,
+pub(crate) struct Launch<'a> {
+    pub(crate) spec: &'a EngineSpec,
+    pub(crate) device: String,
+    pub(crate) load: LoadRequest,
 }
 
 /// One unit of measurement: a (batch size, prompt length) pair, or a load level at a prompt length.
 #[derive(Debug, Clone, Copy)]
-struct Cell {
-    batch: usize,
-    prompt: usize,
-    load: Option<LoadLevel>,
+pub(crate) struct Cell {
+    pub(crate) batch: usize,
+    pub(crate) prompt: usize,
+    pub(crate) load: Option<LoadLevel>,
+}
+
+/// What identifies a cell of one engine across launches of a run (for `--resume`).
+pub(crate) type CellId = (String, String, usize, usize, String);
+
+pub(crate) fn cell_id(engine: &str, workload: &str, batch: usize, prompt: usize, load: Option<LoadLevel>) -> CellId {
+    (engine.into(), workload.into(), batch, prompt, load.map(|l| l.label()).unwrap_or_default())
 }
 
 impl Cell {
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self.load {
             Some(l) => format!("{}-p{}", l.label(), self.prompt),
             None => format!("b{}-p{}", self.batch, self.prompt),
@@ -48,7 +66,7 @@ impl Cell {
     }
 }
 
-fn plan(w: &Workload) -> Vec<Cell> {
+pub(crate) fn plan(w: &Workload) -> Vec<Cell> {
     let mut cells = Vec::new();
     if w.scenario == Scenario::Concurrent {
         for &prompt in &w.sequence_lengths {
@@ -66,25 +84,44 @@ fn plan(w: &Workload) -> Vec<Cell> {
 
 /// What a cell produced. A fault ends the cell; it is recorded and the run goes on.
 #[derive(Default)]
-struct CellOutcome {
-    completed: usize,
-    tokens: usize,
-    thermal_pause_ms: u64,
-    fault: Option<Fault>,
+pub(crate) struct CellOutcome {
+    pub(crate) completed: usize,
+    pub(crate) tokens: usize,
+    pub(crate) thermal_pause_ms: u64,
+    pub(crate) fault: Option<Fault>,
+    /// Measured requests cut short by a stop signal: the cell is not finished.
+    pub(crate) interrupted: bool,
 }
 
-struct Runner<'a> {
-    cfg: &'a Config,
-    paths: &'a RunPaths,
-    raw: RawData,
-    shape: ModelShape,
-    registry: &'a Registry,
-    monitor: Option<Monitor>,
+pub(crate) struct Runner<'a> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) paths: &'a RunPaths,
+    pub(crate) raw: RawData,
+    pub(crate) shape: ModelShape,
+    pub(crate) registry: &'a Registry,
+    pub(crate) monitor: Option<Monitor>,
+    pub(crate) host: Option<HostProbe>,
+    /// The CPUs engines and the host probe run on.
+    pub(crate) cpus: Vec<usize>,
+    /// This launch of the run (1, then one more per `--resume`).
+    pub(crate) attempt: u32,
+    /// Cells finished by earlier launches (resumed runs): not measured again.
+    pub(crate) finished: std::collections::HashSet<CellId>,
+    /// Engines whose correctness gate has run (in this launch or an earlier one).
+    pub(crate) gated: std::collections::HashSet<String>,
     /// Reference answers per compute dtype, made on first need (None: the reference failed).
     references: std::collections::HashMap<Dtype, Option<Vec<LogitsResult>>>,
 }
 
-fn fail(engine: &str, stage: &str, cell: Option<(usize, usize)>, fault: &Fault) -> FailureRecord {
+/// Measurements taken around one request: its block (interleaved) and the host probe.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Around {
+    pub(crate) block: Option<usize>,
+    pub(crate) probe_before_ns: Option<u64>,
+    pub(crate) probe_after_ns: Option<u64>,
+}
+
+pub(crate) fn fail(engine: &str, stage: &str, cell: Option<(usize, usize)>, fault: &Fault) -> FailureRecord {
     FailureRecord {
         schema: SCHEMA,
         engine: engine.into(),
@@ -100,64 +137,174 @@ fn fail(engine: &str, stage: &str, cell: Option<(usize, usize)>, fault: &Fault) 
 
 /// Creates the run directory and measures everything the config asks for. Engine failures are
 /// recorded and the run goes on; only problems with the run directory itself end it early.
-pub fn execute(cfg: &Config, config_text: &str, registry: &Registry, paths: &RunPaths) -> anyhow::Result<()> {
+pub fn execute(cfg: &Config, config_text: &str, registry: &Registry, paths: &RunPaths) -> anyhow::Result<Ended> {
     let out = &paths.output;
     if out.join("raw_data").exists() {
         anyhow::bail!(
-            "{} already holds a run; measured data is never overwritten: choose another --output",
+            "{} already holds a run; measured data is never overwritten: choose another --output (or --resume it)",
             out.display()
         );
     }
     std::fs::create_dir_all(out.join("logs")).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join("config.yaml"), config_text).context("writing config.yaml")?;
-    let env = crate::environment::collect(&paths.root, &cfg.benchmark.model_path);
-    std::fs::write(out.join("environment.json"), serde_json::to_string_pretty(&env)? + "\n")
-        .context("writing environment.json")?;
-    let mut runner = Runner {
-        cfg,
-        paths,
-        raw: RawData::create(&out.join("raw_data"))?,
-        shape: ModelShape::read(&cfg.benchmark.model_path)?,
-        registry,
-        monitor: None,
-        references: Default::default(),
-    };
-    let on_gpu = cfg.engines.iter().any(|n| runner.launch(registry.get(n).expect("validated"), None).device != "cpu");
-    match Monitor::start(cfg.system.gpu_device, &out.join("raw_data/monitor.jsonl")) {
-        Ok(m) => runner.monitor = Some(m),
-        Err(why) if on_gpu => eprintln!("GPU monitoring off: {why}"),
-        Err(_) => {}
+    let mut env = crate::environment::collect(&paths.root, &cfg.benchmark.model_path);
+    env["cpu"]["engine_cpus"] = crate::host::format_cpu_list(&cfg.engine_cpus()).into();
+    std::fs::write(out.join("environment.json"), serde_json::to_string_pretty(&env)? + "\n").context("writing environment.json")?;
+    let mut runner = Runner::new(cfg, registry, paths, 1)?;
+    runner.measure_device()?;
+    runner.measure_all()
+}
+
+/// Continues the run in `paths.output` (its own config.yaml) at its first unfinished cell.
+pub fn resume(cfg: &Config, registry: &Registry, paths: &RunPaths) -> anyhow::Result<Ended> {
+    let raw = paths.output.join("raw_data");
+    let attempts: Vec<AttemptRecord> = analysis::records::read_stream(&raw, "attempts")?;
+    let cells: Vec<CellRecord> = analysis::records::read_stream(&raw, "cells")?;
+    let failures: Vec<FailureRecord> = analysis::records::read_stream(&raw, "failures")?;
+    let correctness: Vec<crate::records::CorrectnessRecord> = analysis::records::read_stream(&raw, "correctness")?;
+    let last = attempts.iter().map(|a| a.attempt).max().unwrap_or(1);
+    let mut runner = Runner::new(cfg, registry, paths, last + 1)?;
+    runner.finished = cells.iter().map(|c| cell_id(&c.engine, &c.workload, c.batch_size, c.prompt_tokens, c.load)).collect();
+    // A skipped cell has only its failure record; skipping again would repeat it.
+    runner.finished.extend(
+        failures
+            .iter()
+            .filter(|f| f.kind == "skipped")
+            .filter_map(|f| Some(cell_id(&f.engine, &f.stage, f.batch_size?, f.prompt_tokens?, None))),
+    );
+    runner.gated = correctness.iter().map(|c| c.engine.clone()).collect();
+    runner.gated.extend(failures.iter().filter(|f| f.stage == "correctness").map(|f| f.engine.clone()));
+    eprintln!("resuming {} as launch {}: {} cells already finished", paths.output.display(), runner.attempt, runner.finished.len());
+    runner.measure_all()
+}
+
+impl<'a> Runner<'a> {
+    fn new(cfg: &'a Config, registry: &'a Registry, paths: &'a RunPaths, attempt: u32) -> anyhow::Result<Runner<'a>> {
+        let out = &paths.output;
+        let mut raw = RawData::create(&out.join("raw_data"))?;
+        let env = crate::environment::collect(&paths.root, &cfg.benchmark.model_path);
+        raw.append(
+            "attempts",
+            &AttemptRecord {
+                schema: SCHEMA,
+                attempt,
+                git_commit: env["git_commit"].as_str().map(String::from),
+                host: env["host"].as_str().map(String::from),
+                started_unix_ms: unix_ms(),
+                ended: None,
+            },
+        )?;
+        std::fs::create_dir_all(out.join("logs"))?;
+        let cpus = cfg.engine_cpus();
+        let host = match HostProbe::start(cpus.clone(), &out.join("raw_data/host.jsonl")) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!("host probe off: {e}");
+                None
+            }
+        };
+        let mut runner = Runner {
+            cfg,
+            paths,
+            raw,
+            shape: ModelShape::read(&cfg.benchmark.model_path)?,
+            registry,
+            monitor: None,
+            host,
+            cpus,
+            attempt,
+            finished: Default::default(),
+            gated: Default::default(),
+            references: Default::default(),
+        };
+        let on_gpu = runner.on_gpu();
+        match Monitor::start(cfg.system.gpu_device, &out.join("raw_data/monitor.jsonl")) {
+            Ok(m) => runner.monitor = Some(m),
+            Err(why) if on_gpu => eprintln!("GPU monitoring off: {why}"),
+            Err(_) => {}
+        }
+        Ok(runner)
     }
-    if on_gpu {
-        let probe = crate::environment::copy_bandwidth(&paths.root, cfg.system.gpu_device);
+
+    fn on_gpu(&self) -> bool {
+        self.cfg.engines.iter().any(|n| self.launch(self.registry.get(n).expect("validated"), None).device != "cpu")
+    }
+
+    /// The device's copy bandwidth (the roofline's memory roof), once per run.
+    fn measure_device(&mut self) -> anyhow::Result<()> {
+        if !self.on_gpu() {
+            return Ok(());
+        }
+        let probe = crate::environment::copy_bandwidth(&self.paths.root, self.cfg.system.gpu_device);
         match probe["gb_per_s"].as_f64() {
             Some(g) => eprintln!("device copy bandwidth: {g:.0} GB/s"),
             None => eprintln!("device copy bandwidth probe failed: {probe}"),
         }
-        std::fs::write(out.join("raw_data/bandwidth_probe.json"), serde_json::to_string_pretty(&probe)? + "\n")?;
+        std::fs::write(self.paths.output.join("raw_data/bandwidth_probe.json"), serde_json::to_string_pretty(&probe)? + "\n")?;
+        Ok(())
     }
-    if cfg.correctness.enabled {
-        // References first, each in its own process, so no engine is loaded beside them.
-        let mut dtypes: Vec<Dtype> = Vec::new();
-        for name in &cfg.engines {
-            let d = runner.launch(registry.get(name).expect("validated"), None).load.dtype;
-            if !dtypes.contains(&d) {
-                dtypes.push(d);
+
+    /// Every workload of every engine, skipping cells an earlier launch finished. Workloads that
+    /// interleave their engines run workload by workload; a run with none runs engine by engine
+    /// (each engine's workloads in turn), as the sequential mode always has.
+    fn measure_all(&mut self) -> anyhow::Result<Ended> {
+        let cfg = self.cfg;
+        if cfg.correctness.enabled {
+            // References first, each in its own process, so no engine is loaded beside them.
+            let mut dtypes: Vec<Dtype> = Vec::new();
+            for name in cfg.engines.iter().filter(|n| !self.gated.contains(*n)) {
+                let d = self.launch(self.registry.get(name).expect("validated"), None).load.dtype;
+                if !dtypes.contains(&d) {
+                    dtypes.push(d);
+                }
+            }
+            for d in dtypes {
+                self.reference(d)?;
             }
         }
-        for d in dtypes {
-            runner.reference(d)?;
+        let specs: Vec<&EngineSpec> = cfg.engines.iter().map(|n| self.registry.get(n).expect("validated against the registry")).collect();
+        if cfg.workloads.iter().any(|w| w.interleaved(&cfg.engines)) {
+            for w in &cfg.workloads {
+                let engines: Vec<&EngineSpec> = specs.iter().copied().filter(|s| w.applies_to(&s.name)).collect();
+                if w.interleaved(&cfg.engines) {
+                    self.interleaved_workload(w, &engines)?;
+                } else {
+                    for spec in engines {
+                        let l = self.launch(spec, None);
+                        self.workload(&l, w)?;
+                    }
+                }
+                if stopping() {
+                    break;
+                }
+            }
+        } else {
+            'engines: for spec in specs {
+                let l = self.launch(spec, None);
+                for w in cfg.workloads.iter().filter(|w| w.applies_to(&spec.name)) {
+                    self.workload(&l, w)?;
+                    if stopping() {
+                        break 'engines;
+                    }
+                }
+            }
         }
+        let ended = if stopping() { Ended::Interrupted } else { Ended::Finished };
+        let record = AttemptRecord {
+            schema: SCHEMA,
+            attempt: self.attempt,
+            git_commit: None,
+            host: None,
+            started_unix_ms: unix_ms(),
+            ended: Some(if ended == Ended::Finished { "finished" } else { "interrupted" }.into()),
+        };
+        self.raw.append("attempts", &record)?;
+        Ok(ended)
     }
-    for name in &cfg.engines {
-        let spec = registry.get(name).expect("validated against the registry");
-        runner.engine(spec)?;
-    }
-    Ok(())
 }
 
 impl Runner<'_> {
-    fn launch<'s>(&self, spec: &'s EngineSpec, dtype_override: Option<shared_protocol::Dtype>) -> Launch<'s> {
+    pub(crate) fn launch<'s>(&self, spec: &'s EngineSpec, dtype_override: Option<shared_protocol::Dtype>) -> Launch<'s> {
         let b = &self.cfg.benchmark;
         let device = spec.device(&b.device, self.cfg.system.gpu_device);
         let mut options = spec.default_options.clone();
@@ -173,12 +320,17 @@ impl Runner<'_> {
     }
 
     /// Starts and loads a fresh process. The log file collects every process of the engine.
-    fn start(&mut self, l: &Launch, log_name: &str) -> Result<(EngineProcess, shared_protocol::Ready), Fault> {
-        let cmd = l.spec.resolve(&self.paths.root).map_err(Fault::Spawn)?;
-        let log = self.paths.output.join("logs").join(format!("{log_name}.log"));
-        let mut p = EngineProcess::spawn(&cmd, &log)?;
+    pub(crate) fn start(&mut self, l: &Launch, log_name: &str) -> Result<(EngineProcess, shared_protocol::Ready), Fault> {
+        let mut p = self.spawn(l, log_name)?;
         let ready = p.load(l.load.clone(), self.cfg.benchmark.load_timeout_s)?;
         Ok((p, ready))
+    }
+
+    /// Starts the engine's process (pinned to the run's CPUs) without loading it.
+    pub(crate) fn spawn(&self, l: &Launch, log_name: &str) -> Result<EngineProcess, Fault> {
+        let cmd = l.spec.resolve(&self.paths.root).map_err(Fault::Spawn)?;
+        let log = self.paths.output.join("logs").join(format!("{log_name}.log"));
+        EngineProcess::spawn(&cmd, &log, &self.cpus)
     }
 
     /// The reference's answers at `dtype`: transformers in float32 for f32 engines; for bf16/f16
@@ -213,35 +365,73 @@ impl Runner<'_> {
         Ok(r)
     }
 
-    fn engine(&mut self, spec: &EngineSpec) -> anyhow::Result<()> {
-        let l = self.launch(spec, None);
-        let mut gate_done = !self.cfg.correctness.enabled;
-        for w in self.cfg.workloads.iter().filter(|w| w.applies_to(&spec.name)) {
-            self.workload(&l, w, &mut gate_done)?;
-        }
-        Ok(())
-    }
-
-    fn tag(&self, l: &Launch, w: Option<&Workload>, cell: Option<&Cell>, pid: Option<u32>) {
+    pub(crate) fn tag(&self, l: &Launch, w: Option<&Workload>, cell: Option<&Cell>, pid: Option<u32>) {
         self.tag_phase(l, w, cell, pid, None);
     }
 
     /// Tags what follows; a new tag starts new cell statistics, so the measured phase is tagged
     /// apart from the warm-up and the cell's GPU figures cover measured requests only.
-    fn tag_phase(&self, l: &Launch, w: Option<&Workload>, cell: Option<&Cell>, pid: Option<u32>, phase: Option<&str>) {
+    pub(crate) fn tag_phase(&self, l: &Launch, w: Option<&Workload>, cell: Option<&Cell>, pid: Option<u32>, phase: Option<&str>) {
+        let tag = Tag {
+            engine: Some(l.spec.name.clone()),
+            workload: w.map(|w| w.name.clone()),
+            cell: cell.map(Cell::label),
+            phase: phase.map(String::from),
+            pid,
+        };
+        if let Some(h) = &self.host {
+            h.tag(tag.clone());
+        }
         if let Some(m) = &self.monitor {
-            m.tag(Tag {
-                engine: Some(l.spec.name.clone()),
-                workload: w.map(|w| w.name.clone()),
-                cell: cell.map(Cell::label),
-                phase: phase.map(String::from),
-                pid,
-            });
+            m.tag(tag);
         }
     }
 
+    /// One host probe on the engines' CPUs (None when the probe is off).
+    pub(crate) fn probe(&self) -> Option<u64> {
+        self.host.as_ref().and_then(HostProbe::probe)
+    }
+
+    /// Whether an earlier launch of the run finished this cell of this engine.
+    pub(crate) fn is_finished(&self, engine: &str, w: &Workload, cell: &Cell) -> bool {
+        self.finished.contains(&cell_id(engine, &w.name, cell.batch, cell.prompt, cell.load))
+    }
+
+    /// Records a cell that will not run (see [`Runner::skip_reason`]).
+    pub(crate) fn skip(&mut self, engine: &str, w: &Workload, cell: &Cell, why: String) -> anyhow::Result<()> {
+        let f = FailureRecord {
+            schema: SCHEMA,
+            engine: engine.into(),
+            stage: w.name.clone(),
+            request: None,
+            batch_size: Some(cell.batch),
+            prompt_tokens: Some(cell.prompt),
+            kind: "skipped".into(),
+            message: why,
+            unix_ms: unix_ms(),
+        };
+        Ok(self.raw.append("failures", &f)?)
+    }
+
+    /// The engine's record once it is loaded, and its correctness gate if it has not had one.
+    pub(crate) fn on_ready(
+        &mut self,
+        p: &mut EngineProcess,
+        l: &Launch,
+        w: &Workload,
+        ready: shared_protocol::Ready,
+    ) -> anyhow::Result<()> {
+        let name = &l.spec.name;
+        let record = EngineRecord { schema: SCHEMA, engine: name.clone(), workload: w.name.clone(), ready, unix_ms: unix_ms() };
+        self.raw.append("engines", &record)?;
+        if self.cfg.correctness.enabled && self.gated.insert(name.clone()) {
+            self.gate(p, l)?;
+        }
+        Ok(())
+    }
+
     /// Why a cell should not run at all, if it should not.
-    fn skip_reason(&self, l: &Launch, w: &Workload, cell: &Cell, oom_batch: &HashMap<usize, usize>) -> Option<String> {
+    pub(crate) fn skip_reason(&self, l: &Launch, w: &Workload, cell: &Cell, oom_batch: &HashMap<usize, usize>) -> Option<String> {
         if let Some(&b) = oom_batch.get(&cell.prompt).filter(|&&b| cell.load.is_none() && cell.batch > b) {
             return Some(format!("skipped: batch {b} already ran out of memory at {}-token prompts", cell.prompt));
         }
@@ -262,33 +452,27 @@ impl Runner<'_> {
     }
 
     /// One workload of one engine, in a fresh process (and a new one after any fault that kills it).
-    fn workload(&mut self, l: &Launch, w: &Workload, gate_done: &mut bool) -> anyhow::Result<()> {
+    fn workload(&mut self, l: &Launch, w: &Workload) -> anyhow::Result<()> {
         let name = &l.spec.name;
-        let cells = plan(w);
+        let cells: Vec<Cell> = plan(w).into_iter().filter(|c| !self.is_finished(name, w, c)).collect();
+        if cells.is_empty() {
+            return Ok(());
+        }
         let per_cell = self.cfg.benchmark.warmup_iterations + w.iterations;
-        let bar = ProgressBar::new((cells.len() * per_cell) as u64).with_style(
-            ProgressStyle::with_template("{prefix:>32} {bar:30} {pos}/{len} requests {elapsed}").expect("valid template"),
-        );
+        let bar = ProgressBar::new((cells.len() * per_cell) as u64)
+            .with_style(ProgressStyle::with_template("{prefix:>32} {bar:30} {pos}/{len} requests {elapsed}").expect("valid template"));
         bar.set_prefix(format!("{name} · {}", w.name));
 
         let mut proc: Option<EngineProcess> = None;
         // Throughput: the smallest batch that ran out of memory, per prompt length.
         let mut oom_batch: HashMap<usize, usize> = HashMap::new();
         for (i, cell) in cells.iter().enumerate() {
+            if stopping() {
+                break;
+            }
             let key = Some((cell.batch, cell.prompt));
             if let Some(why) = self.skip_reason(l, w, cell, &oom_batch) {
-                let f = FailureRecord {
-                    schema: SCHEMA,
-                    engine: name.clone(),
-                    stage: w.name.clone(),
-                    request: None,
-                    batch_size: Some(cell.batch),
-                    prompt_tokens: Some(cell.prompt),
-                    kind: "skipped".into(),
-                    message: why,
-                    unix_ms: unix_ms(),
-                };
-                self.raw.append("failures", &f)?;
+                self.skip(name, w, cell, why)?;
                 bar.inc(per_cell as u64);
                 continue;
             }
@@ -296,12 +480,7 @@ impl Runner<'_> {
                 self.tag(l, Some(w), None, None);
                 match self.start(l, name) {
                     Ok((mut p, ready)) => {
-                        let record = EngineRecord { schema: SCHEMA, engine: name.clone(), workload: w.name.clone(), ready, unix_ms: unix_ms() };
-                        self.raw.append("engines", &record)?;
-                        if !*gate_done {
-                            *gate_done = true;
-                            self.gate(&mut p, l)?;
-                        }
+                        self.on_ready(&mut p, l, w, ready)?;
                         proc = Some(p);
                     }
                     Err(f) => {
@@ -324,6 +503,9 @@ impl Runner<'_> {
                 None => self.static_cell(p, l, w, cell, &bar)?,
                 Some(level) => self.load_level(p, l, w, cell, level, &bar)?,
             };
+            if out.interrupted {
+                break; // not finished: no cell record, so a resumed run measures it again
+            }
             let (rss_bytes, peak_rss_bytes) = p.rss();
             let record = CellRecord {
                 schema: SCHEMA,
@@ -344,6 +526,7 @@ impl Runner<'_> {
                 gpu: self.monitor.as_ref().map(Monitor::cell),
                 thermal_pause_ms: out.thermal_pause_ms,
                 started_unix_ms,
+                attempt: Some(self.attempt),
             };
             self.raw.append("cells", &record)?;
             self.tag(l, Some(w), None, p.pid());
@@ -368,7 +551,7 @@ impl Runner<'_> {
         Ok(())
     }
 
-    fn gate(&mut self, p: &mut EngineProcess, l: &Launch) -> anyhow::Result<()> {
+    pub(crate) fn gate(&mut self, p: &mut EngineProcess, l: &Launch) -> anyhow::Result<()> {
         let Some(reference) = self.reference(l.load.dtype)? else { return Ok(()) };
         let c = &self.cfg.correctness;
         match gate::run_probes(p, c, self.shape.vocab_size, self.cfg.benchmark.request_timeout_s) {
@@ -389,7 +572,7 @@ impl Runner<'_> {
     }
 
     /// Waits while the GPU is hotter than `system.thermal_limit` (at most five minutes); returns the pause.
-    fn cool_down(&self) -> u64 {
+    pub(crate) fn cool_down(&self) -> u64 {
         let Some(m) = &self.monitor else { return 0 };
         let started = Instant::now();
         while m.temperature_c().is_some_and(|t| t as f64 > self.cfg.system.thermal_limit) && started.elapsed() < Duration::from_secs(300) {
@@ -398,7 +581,7 @@ impl Runner<'_> {
         started.elapsed().as_millis() as u64
     }
 
-    fn request(&self, w: &Workload, cell: &Cell, i: usize, warmup: bool, iteration: usize) -> GenerateRequest {
+    pub(crate) fn request(&self, w: &Workload, cell: &Cell, i: usize, warmup: bool, iteration: usize) -> GenerateRequest {
         let b = &self.cfg.benchmark;
         GenerateRequest {
             id: format!("{}-{}-{}{iteration}", w.name, cell.label(), if warmup { "w" } else { "m" }),
@@ -409,7 +592,18 @@ impl Runner<'_> {
         }
     }
 
-    fn record(&self, l: &Launch, w: &Workload, cell: &Cell, warmup: bool, iteration: usize, t: Timed, sent_offset_ns: Option<u64>) -> RequestRecord {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record(
+        &self,
+        l: &Launch,
+        w: &Workload,
+        cell: &Cell,
+        warmup: bool,
+        iteration: usize,
+        t: Timed,
+        sent_offset_ns: Option<u64>,
+        around: Around,
+    ) -> RequestRecord {
         RequestRecord {
             schema: SCHEMA,
             engine: l.spec.name.clone(),
@@ -432,10 +626,14 @@ impl Runner<'_> {
             load: cell.load,
             sent_offset_ns,
             unix_ms: unix_ms(),
+            block: around.block,
+            attempt: Some(self.attempt),
+            host_probe_before_ns: around.probe_before_ns,
+            host_probe_after_ns: around.probe_after_ns,
         }
     }
 
-    fn check_shape(t: &Timed, rows: usize, tokens: usize) -> Result<(), Fault> {
+    pub(crate) fn check_shape(t: &Timed, rows: usize, tokens: usize) -> Result<(), Fault> {
         if t.done.tokens.len() != rows || t.done.tokens.iter().any(|r| r.len() != tokens) {
             return Err(Fault::Unexpected {
                 expected: format!("{rows} rows of {tokens} tokens"),
@@ -446,15 +644,29 @@ impl Runner<'_> {
     }
 
     /// Warm-up then measured requests, one at a time (latency, throughput and memory scenarios).
-    fn static_cell(&mut self, p: &mut EngineProcess, l: &Launch, w: &Workload, cell: &Cell, bar: &ProgressBar) -> anyhow::Result<CellOutcome> {
+    fn static_cell(
+        &mut self,
+        p: &mut EngineProcess,
+        l: &Launch,
+        w: &Workload,
+        cell: &Cell,
+        bar: &ProgressBar,
+    ) -> anyhow::Result<CellOutcome> {
         let warmups = self.cfg.benchmark.warmup_iterations;
         let mut out = CellOutcome::default();
-        for i in 0..warmups + w.iterations {
+        let mut measured_ns = 0u64;
+        let mut i = 0;
+        while i < warmups + w.iterations || (i >= warmups && self.wants_more(w, measured_ns, i - warmups)) {
+            if stopping() {
+                out.interrupted = true;
+                return Ok(out);
+            }
             out.thermal_pause_ms += self.cool_down();
             let (warmup, iteration) = if i < warmups { (true, i) } else { (false, i - warmups) };
             if i == warmups {
                 self.tag_phase(l, Some(w), Some(cell), p.pid(), Some("measured"));
             }
+            let probe_before_ns = self.probe();
             let t = match p
                 .generate(self.request(w, cell, i, warmup, iteration), self.cfg.benchmark.request_timeout_s)
                 .and_then(|t| Self::check_shape(&t, cell.batch, w.max_new_tokens).map(|_| t))
@@ -465,25 +677,47 @@ impl Runner<'_> {
                     return Ok(out);
                 }
             };
+            let around = Around { block: None, probe_before_ns, probe_after_ns: self.probe() };
             out.completed += 1;
             if !warmup {
                 out.tokens += t.done.tokens.iter().map(Vec::len).sum::<usize>();
+                measured_ns += t.runner_total_ns;
             }
-            self.raw.append("requests", &self.record(l, w, cell, warmup, iteration, t, None))?;
+            self.raw.append("requests", &self.record(l, w, cell, warmup, iteration, t, None, around))?;
             bar.inc(1);
+            i += 1;
         }
         Ok(out)
     }
 
+    /// Past `iterations`, whether a cell still needs requests to reach `min_measured_s` (capped
+    /// at ten times `iterations`, so a very slow or very fast engine cannot run on unbounded).
+    pub(crate) fn wants_more(&self, w: &Workload, measured_ns: u64, measured: usize) -> bool {
+        let Some(min_s) = w.min_measured_s else { return false };
+        measured < w.iterations * 10 && (measured_ns as f64) < min_s * 1e9
+    }
+
     /// Warm-up requests one at a time, then the load level: `iterations` requests in flight together.
-    fn load_level(&mut self, p: &mut EngineProcess, l: &Launch, w: &Workload, cell: &Cell, level: LoadLevel, bar: &ProgressBar) -> anyhow::Result<CellOutcome> {
+    fn load_level(
+        &mut self,
+        p: &mut EngineProcess,
+        l: &Launch,
+        w: &Workload,
+        cell: &Cell,
+        level: LoadLevel,
+        bar: &ProgressBar,
+    ) -> anyhow::Result<CellOutcome> {
         let b = &self.cfg.benchmark;
         let mut out = CellOutcome { thermal_pause_ms: self.cool_down(), ..Default::default() };
+        if stopping() {
+            out.interrupted = true;
+            return Ok(out);
+        }
         for i in 0..b.warmup_iterations {
             match p.generate(self.request(w, cell, i, true, i), b.request_timeout_s) {
                 Ok(t) => {
                     out.completed += 1;
-                    self.raw.append("requests", &self.record(l, w, cell, true, i, t, None))?;
+                    self.raw.append("requests", &self.record(l, w, cell, true, i, t, None, Around::default()))?;
                     bar.inc(1);
                 }
                 Err(f) => {
@@ -492,8 +726,7 @@ impl Runner<'_> {
                 }
             }
         }
-        let requests: Vec<GenerateRequest> =
-            (0..w.iterations).map(|k| self.request(w, cell, b.warmup_iterations + k, false, k)).collect();
+        let requests: Vec<GenerateRequest> = (0..w.iterations).map(|k| self.request(w, cell, b.warmup_iterations + k, false, k)).collect();
         let index: HashMap<String, usize> = requests.iter().enumerate().map(|(k, r)| (r.id.clone(), k)).collect();
         self.tag_phase(l, Some(w), Some(cell), p.pid(), Some("measured"));
         let seed = b.seed ^ (cell.prompt as u64).rotate_left(32);
@@ -502,7 +735,7 @@ impl Runner<'_> {
             let k = index[&c.timed.done.id];
             out.completed += 1;
             out.tokens += c.timed.done.tokens.iter().map(Vec::len).sum::<usize>();
-            self.raw.append("requests", &self.record(l, w, cell, false, k, c.timed, Some(c.sent_offset_ns)))?;
+            self.raw.append("requests", &self.record(l, w, cell, false, k, c.timed, Some(c.sent_offset_ns), Around::default()))?;
             bar.inc(1);
         }
         for (id, f) in failed {

@@ -9,6 +9,7 @@ garbage   prints a non-protocol line instead of its second done
 fail_load answers load with an error
 
 options.oom_batch (any mode): a generate with batch_size >= it answers out_of_memory.
+options.token_ms (any mode): milliseconds per generated token (default 0.5).
 """
 import json
 import os
@@ -17,6 +18,7 @@ import time
 
 mode = "ok"
 oom_batch = None
+token_s = 0.0005
 generates = 0
 
 
@@ -39,6 +41,7 @@ for line in sys.stdin:
     if kind == "load":
         mode = cmd.get("options", {}).get("mode", "ok")
         oom_batch = cmd.get("options", {}).get("oom_batch")
+        token_s = cmd.get("options", {}).get("token_ms", 0.5) / 1000
         if mode == "fail_load":
             emit({"event": "error", "kind": "internal", "message": "weights are corrupt (on purpose)"})
             continue
@@ -64,7 +67,7 @@ for line in sys.stdin:
         rows = [[(last + k + 1) % 1000 for k in range(n)] for _ in range(b)]
         stamps = []
         for k in range(n):
-            time.sleep(0.0005)
+            time.sleep(token_s)
             stamps.append(time.perf_counter_ns() - start)
             if cmd.get("stream"):
                 emit({"event": "token", "id": cmd["id"], "step": k, "tokens": [r[k] for r in rows], "t_ns": stamps[-1]})

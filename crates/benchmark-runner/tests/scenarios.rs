@@ -50,9 +50,7 @@ fn load_levels_send_every_request_and_record_when() {
         "",
     );
     let requests: Vec<RequestRecord> = read_stream(&out.join("raw_data"), "requests").unwrap();
-    let measured = |level: LoadLevel| -> Vec<&RequestRecord> {
-        requests.iter().filter(|r| !r.warmup && r.load == Some(level)).collect()
-    };
+    let measured = |level: LoadLevel| -> Vec<&RequestRecord> { requests.iter().filter(|r| !r.warmup && r.load == Some(level)).collect() };
     let closed = measured(LoadLevel::Closed { users: 3 });
     let open = measured(LoadLevel::Open { rate_per_s: 200.0 });
     assert_eq!((closed.len(), open.len()), (6, 6));
@@ -63,10 +61,7 @@ fn load_levels_send_every_request_and_record_when() {
     offsets.sort();
     assert!(offsets[2] < offsets[3], "{offsets:?}");
     // The third of the first three waits for two whole requests before its first token.
-    assert!(
-        closed.iter().any(|r| r.runner_ttft_ns.unwrap() > r.ttft_ns + r.total_ns),
-        "some request queued behind others"
-    );
+    assert!(closed.iter().any(|r| r.runner_ttft_ns.unwrap() > r.ttft_ns + r.total_ns), "some request queued behind others");
     let s = summary::build(&out).unwrap();
     let points = &s.engines[0].scenarios.load;
     assert_eq!(points.len(), 2);

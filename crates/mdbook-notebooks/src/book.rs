@@ -25,9 +25,7 @@ pub fn run(input: Value) -> Result<Value> {
     }
     let mut book = pair.pop().unwrap();
     let context = pair.pop().unwrap();
-    let root = context["root"]
-        .as_str()
-        .ok_or_else(|| anyhow!("context.root is missing"))?;
+    let root = context["root"].as_str().ok_or_else(|| anyhow!("context.root is missing"))?;
     let src = context["config"]["book"]["src"].as_str().unwrap_or("src");
     let src_dir = Path::new(root).join(src);
 
@@ -47,8 +45,7 @@ fn expand_item(item: &mut Value, src_dir: &Path, root: &Path) -> Result<()> {
         let chapter_file = src_dir.join(&source_path);
         let shown = chapter_file.strip_prefix(root).unwrap_or(&chapter_file).to_path_buf();
         if let Some(content) = chapter["content"].as_str() {
-            let expanded = expand_content(content, &chapter_file)
-                .with_context(|| format!("chapter {}", shown.display()))?;
+            let expanded = expand_content(content, &chapter_file).with_context(|| format!("chapter {}", shown.display()))?;
             chapter["content"] = Value::String(expanded);
         }
     }
@@ -83,8 +80,7 @@ pub fn expand_content(content: &str, chapter_file: &Path) -> Result<String> {
             Some(target) => {
                 let dir = chapter_file.parent().unwrap_or(Path::new("."));
                 let notebook_path = dir.join(target);
-                let markdown = render_file(&notebook_path)
-                    .with_context(|| format!("{{{{#notebook {target}}}}}"))?;
+                let markdown = render_file(&notebook_path).with_context(|| format!("{{{{#notebook {target}}}}}"))?;
                 out.push_str(&markdown);
                 if !markdown.ends_with('\n') {
                     out.push('\n');
@@ -111,8 +107,7 @@ fn fence_opening(line: &str) -> Option<String> {
 
 /// Reads and renders one notebook file.
 pub fn render_file(path: &Path) -> Result<String> {
-    let json = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read notebook {}", path.display()))?;
+    let json = std::fs::read_to_string(path).with_context(|| format!("cannot read notebook {}", path.display()))?;
     let notebook = Notebook::parse(&json).with_context(|| format!("notebook {}", path.display()))?;
     Ok(notebook.to_markdown())
 }

@@ -36,10 +36,22 @@ pub struct Cell {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "output_type", rename_all = "snake_case")]
 pub enum Output {
-    Stream { name: String, text: MultilineString },
-    DisplayData { data: Map<String, Value> },
-    ExecuteResult { data: Map<String, Value> },
-    Error { ename: String, evalue: String, #[serde(default)] traceback: Vec<String> },
+    Stream {
+        name: String,
+        text: MultilineString,
+    },
+    DisplayData {
+        data: Map<String, Value>,
+    },
+    ExecuteResult {
+        data: Map<String, Value>,
+    },
+    Error {
+        ename: String,
+        evalue: String,
+        #[serde(default)]
+        traceback: Vec<String>,
+    },
 }
 
 /// nbformat stores text either as one string or as a list of lines (each keeping its `\n`).
@@ -106,11 +118,7 @@ impl Notebook {
                 }
             }
         }
-        let blocks: Vec<String> = blocks
-            .into_iter()
-            .map(|b| b.trim_matches('\n').to_string())
-            .filter(|b| !b.is_empty())
-            .collect();
+        let blocks: Vec<String> = blocks.into_iter().map(|b| b.trim_matches('\n').to_string()).filter(|b| !b.is_empty()).collect();
         let mut out = blocks.join("\n\n");
         out.push('\n');
         out
@@ -122,10 +130,7 @@ fn is_simple_word(s: &str) -> bool {
 }
 
 fn cell_tags(cell: &Cell) -> Vec<&str> {
-    cell.metadata["tags"]
-        .as_array()
-        .map(|tags| tags.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
+    cell.metadata["tags"].as_array().map(|tags| tags.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
 }
 
 /// Replaces `attachment:<name>` references with data URIs of the attached image.
@@ -210,8 +215,7 @@ fn render_stream(name: &str, text: &str) -> String {
 }
 
 /// The representations this renderer knows, richest first.
-const MIME_ORDER: [&str; 6] =
-    ["text/markdown", "text/html", "image/svg+xml", "image/png", "image/jpeg", "text/plain"];
+const MIME_ORDER: [&str; 6] = ["text/markdown", "text/html", "image/svg+xml", "image/png", "image/jpeg", "text/plain"];
 
 fn render_mime_bundle(data: &Map<String, Value>) -> String {
     let Some(mime) = MIME_ORDER.iter().find(|m| data.contains_key(**m)) else {
@@ -254,9 +258,7 @@ fn render_error(ename: &str, evalue: &str, traceback: &[String]) -> String {
 fn mime_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
-        Value::Array(lines) if lines.iter().all(Value::is_string) => {
-            lines.iter().filter_map(Value::as_str).collect()
-        }
+        Value::Array(lines) if lines.iter().all(Value::is_string) => lines.iter().filter_map(Value::as_str).collect(),
         other => other.to_string(),
     }
 }
@@ -273,20 +275,12 @@ fn inline_svg(svg: &str) -> String {
 /// the rest would be read as markdown (indented lines as code). Blank lines become empty
 /// comments, which render as nothing (inside `<pre>` the line break stays).
 fn raw_html(html: &str) -> String {
-    html.trim_matches('\n')
-        .lines()
-        .map(|line| if line.trim().is_empty() { "<!---->" } else { line })
-        .collect::<Vec<_>>()
-        .join("\n")
+    html.trim_matches('\n').lines().map(|line| if line.trim().is_empty() { "<!---->" } else { line }).collect::<Vec<_>>().join("\n")
 }
 
 /// A fenced code block whose fence is longer than any backtick run in the text.
 pub fn fenced(info: &str, text: &str) -> String {
-    let longest = text
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest.max(2) + 1);
     let body = text.trim_end_matches('\n');
     format!("{fence}{info}\n{body}\n{fence}")
@@ -369,7 +363,9 @@ mod tests {
         assert!(md.contains("| engine | tok/s |\n|---|---|\n| lm_rs | 445.5 |"));
         assert!(!md.contains("plain fallback of the table"));
         // text/html raw in a div, no blank line left inside it
-        assert!(md.contains("<div class=\"notebook-output notebook-html\">\n<table><tr><td>1</td></tr></table>\n<!---->\n<p>after a blank line</p>\n</div>"));
+        assert!(md.contains(
+            "<div class=\"notebook-output notebook-html\">\n<table><tr><td>1</td></tr></table>\n<!---->\n<p>after a blank line</p>\n</div>"
+        ));
         // svg inline without its XML declaration
         assert!(md.contains("<div class=\"notebook-output notebook-svg\">\n<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert!(!md.contains("<?xml"));

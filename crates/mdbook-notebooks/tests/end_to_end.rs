@@ -17,12 +17,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn pipe(input: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Command::new(BIN).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
@@ -52,8 +47,7 @@ fn book_through_the_binary() {
     let every = std::fs::read_to_string(fixtures().join("every-output.md")).unwrap();
     let chapter = &mut expected["items"][2]["Chapter"];
     chapter["content"] = format!("# A chapter with a notebook\n\n{every}").into();
-    chapter["sub_items"][0]["Chapter"]["content"] =
-        "# Placeholder\n\nPlaceholder notebook for the preprocessor's tests.\n".into();
+    chapter["sub_items"][0]["Chapter"]["content"] = "# Placeholder\n\nPlaceholder notebook for the preprocessor's tests.\n".into();
     assert_eq!(book, expected);
     assert_eq!(book["items"][1], serde_json::json!({"PartTitle": "Notebooks"}));
     assert_eq!(book["items"][4], "Separator");
@@ -91,9 +85,7 @@ fn find_mdbook() -> Option<PathBuf> {
         return Some(PathBuf::from(path));
     }
     let home = std::env::var_os("HOME")?;
-    let cache = std::env::var_os("BENCH_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(&home).join(".cache/inference-bench"));
+    let cache = std::env::var_os("BENCH_CACHE").map(PathBuf::from).unwrap_or_else(|| Path::new(&home).join(".cache/inference-bench"));
     Some(cache.join("tools/bin/mdbook")).filter(|p| p.exists())
 }
 

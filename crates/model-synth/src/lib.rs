@@ -47,15 +47,8 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), SynthError> 
 pub fn synthesize(preset: Preset, seed: u64, out: &Path) -> Result<Vec<PathBuf>, SynthError> {
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let shape = preset.shape();
-    let files = [
-        "config.json",
-        "generation_config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "synthetic.json",
-        "model.safetensors",
-    ]
-    .map(|f| out.join(f));
+    let files = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "synthetic.json", "model.safetensors"]
+        .map(|f| out.join(f));
     write_json(&files[0], &shape.config_json())?;
     write_json(&files[1], &shape.generation_config_json())?;
     write_json(&files[2], &tokenizer::tokenizer_json())?;

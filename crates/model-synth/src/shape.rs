@@ -121,16 +121,9 @@ impl LlamaShape {
     /// Every tensor of the checkpoint with its shape, in file order (sorted by name, as safetensors stores them).
     /// Embeddings are tied, so there is no `lm_head.weight`, as in the real checkpoint.
     pub fn tensors(&self) -> Vec<(String, Vec<usize>)> {
-        let (h, q, kv, m) = (
-            self.hidden_size,
-            self.num_attention_heads * self.head_dim,
-            self.num_key_value_heads * self.head_dim,
-            self.intermediate_size,
-        );
-        let mut t = vec![
-            ("model.embed_tokens.weight".to_string(), vec![self.vocab_size, h]),
-            ("model.norm.weight".to_string(), vec![h]),
-        ];
+        let (h, q, kv, m) =
+            (self.hidden_size, self.num_attention_heads * self.head_dim, self.num_key_value_heads * self.head_dim, self.intermediate_size);
+        let mut t = vec![("model.embed_tokens.weight".to_string(), vec![self.vocab_size, h]), ("model.norm.weight".to_string(), vec![h])];
         for i in 0..self.num_hidden_layers {
             let p = format!("model.layers.{i}");
             t.extend([

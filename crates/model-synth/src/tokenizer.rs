@@ -10,7 +10,8 @@ use serde_json::{json, Map, Value};
 pub const ORDINARY_TOKENS: usize = 128_000;
 
 /// The Llama-3 pre-tokenizer pattern (as in the released tokenizer.json).
-const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const LLAMA3_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// GPT-2's printable stand-in for each byte, in its id order.
 fn byte_tokens() -> Vec<char> {
@@ -51,13 +52,8 @@ pub fn special_tokens() -> Vec<String> {
 fn ordinary_vocab_and_merges() -> (Vec<String>, Vec<(String, String)>) {
     let mut vocab: Vec<String> = byte_tokens().into_iter().map(String::from).collect();
     // 'Ġ' is the stand-in for a space: "Ġthe"-style word starts are the commonest tokens.
-    let alphabet: Vec<String> = std::iter::once('Ġ')
-        .chain('a'..='z')
-        .chain('A'..='Z')
-        .chain('0'..='9')
-        .chain(['.'])
-        .map(String::from)
-        .collect();
+    let alphabet: Vec<String> =
+        std::iter::once('Ġ').chain('a'..='z').chain('A'..='Z').chain('0'..='9').chain(['.']).map(String::from).collect();
     debug_assert_eq!(alphabet.len(), 64);
     let mut merges = Vec::new();
     for a in &alphabet {
@@ -130,8 +126,11 @@ pub(crate) fn tokenizer_config_json() -> Value {
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            ((ORDINARY_TOKENS + i).to_string(), json!({ "content": t, "lstrip": false, "normalized": false,
-              "rstrip": false, "single_word": false, "special": true }))
+            (
+                (ORDINARY_TOKENS + i).to_string(),
+                json!({ "content": t, "lstrip": false, "normalized": false,
+              "rstrip": false, "single_word": false, "special": true }),
+            )
         })
         .collect();
     json!({
@@ -167,8 +166,7 @@ mod tests {
     #[test]
     fn every_merge_joins_two_known_tokens_into_a_later_one() {
         let (ordinary, merges) = ordinary_vocab_and_merges();
-        let id: std::collections::HashMap<&str, usize> =
-            ordinary.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+        let id: std::collections::HashMap<&str, usize> = ordinary.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
         for (rank, (a, b)) in merges.iter().enumerate() {
             let joined = id[format!("{a}{b}").as_str()];
             assert_eq!(joined, 256 + rank);

@@ -76,10 +76,7 @@ pub(crate) fn write_safetensors(shape: &LlamaShape, seed: u64, path: &Path) -> R
     let mut offset = 0usize;
     for (name, dims) in &tensors {
         let bytes = dims.iter().product::<usize>() * 2;
-        header.insert(
-            name.clone(),
-            serde_json::json!({ "dtype": "BF16", "shape": dims, "data_offsets": [offset, offset + bytes] }),
-        );
+        header.insert(name.clone(), serde_json::json!({ "dtype": "BF16", "shape": dims, "data_offsets": [offset, offset + bytes] }));
         offset += bytes;
     }
     let mut header = serde_json::to_vec(&header).expect("header serialises");

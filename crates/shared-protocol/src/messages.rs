@@ -214,17 +214,13 @@ mod tests {
             stream: true,
         })
         .to_line();
-        assert_eq!(
-            line,
-            r#"{"cmd":"generate","id":"r1","prompt":[128000,5,6],"max_new_tokens":4,"batch_size":2,"stream":true}"#
-        );
+        assert_eq!(line, r#"{"cmd":"generate","id":"r1","prompt":[128000,5,6],"max_new_tokens":4,"batch_size":2,"stream":true}"#);
         assert_eq!(Command::Shutdown.to_line(), r#"{"cmd":"shutdown"}"#);
     }
 
     #[test]
     fn optional_fields_take_their_documented_defaults() {
-        let cmd: Command =
-            serde_json::from_str(r#"{"cmd":"generate","id":"a","prompt":[1],"max_new_tokens":2}"#).unwrap();
+        let cmd: Command = serde_json::from_str(r#"{"cmd":"generate","id":"a","prompt":[1],"max_new_tokens":2}"#).unwrap();
         match cmd {
             Command::Generate(g) => {
                 assert_eq!(g.batch_size, 1);
@@ -232,10 +228,7 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
-        let cmd: Command = serde_json::from_str(
-            r#"{"cmd":"load","protocol":1,"model_path":"m","device":"cpu","dtype":"bf16"}"#,
-        )
-        .unwrap();
+        let cmd: Command = serde_json::from_str(r#"{"cmd":"load","protocol":1,"model_path":"m","device":"cpu","dtype":"bf16"}"#).unwrap();
         assert!(matches!(cmd, Command::Load(LoadRequest { dtype: Dtype::Bf16, .. })));
     }
 

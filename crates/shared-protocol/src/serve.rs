@@ -123,10 +123,10 @@ pub fn serve_io<M: Model>(input: impl BufRead + Send + 'static, mut out: impl Wr
             Command::Load(req) => {
                 let started = Instant::now();
                 let event = if req.protocol != PROTOCOL_VERSION {
-                    error(None, EngineError::unsupported(format!(
-                        "runner speaks protocol {}, this engine speaks {PROTOCOL_VERSION}",
-                        req.protocol
-                    )))
+                    error(
+                        None,
+                        EngineError::unsupported(format!("runner speaks protocol {}, this engine speaks {PROTOCOL_VERSION}", req.protocol)),
+                    )
                 } else {
                     match M::load(&req) {
                         Ok(m) => {
@@ -196,10 +196,7 @@ fn check_prompt(prompt: &[u32]) -> Result<(), EngineError> {
 
 fn check_step(step: &Step, batch: usize) -> Result<(), EngineError> {
     if step.next_tokens.len() != batch {
-        return Err(EngineError::internal(format!(
-            "engine returned {} tokens for a batch of {batch}",
-            step.next_tokens.len()
-        )));
+        return Err(EngineError::internal(format!("engine returned {} tokens for a batch of {batch}", step.next_tokens.len())));
     }
     Ok(())
 }
@@ -231,12 +228,8 @@ fn generate<M: Model, W: Write>(
             row.push(t);
         }
         if req.stream {
-            let ev = Event::Token(TokenEvent {
-                id: req.id.clone(),
-                step: k,
-                tokens: step.next_tokens.clone(),
-                t_ns: last.as_nanos() as u64,
-            });
+            let ev =
+                Event::Token(TokenEvent { id: req.id.clone(), step: k, tokens: step.next_tokens.clone(), t_ns: last.as_nanos() as u64 });
             emit(out, ev).map_err(GenerateFailure::Io)?;
         }
         if k + 1 == req.max_new_tokens {
@@ -267,11 +260,8 @@ fn logits<M: Model>(model: &mut M, req: &LogitsRequest) -> Result<LogitsResult, 
     }
     let mut step = model.prefill(std::slice::from_ref(&req.prompt), req.prompt.len() + req.steps, true)?;
     check_step(&step, 1)?;
-    let logits = step
-        .logits
-        .take()
-        .and_then(|mut l| l.pop())
-        .ok_or_else(|| EngineError::internal("prefill asked for logits returned none"))?;
+    let logits =
+        step.logits.take().and_then(|mut l| l.pop()).ok_or_else(|| EngineError::internal("prefill asked for logits returned none"))?;
     let mut tokens = vec![step.next_tokens[0]];
     while tokens.len() < req.steps {
         step = model.decode_step(&[*tokens.last().unwrap()], false)?;
@@ -296,9 +286,7 @@ mod tests {
                 return Err(EngineError::new(ErrorKind::OutOfMemory, "token 13 is unlucky"));
             }
             let next: Vec<u32> = self.last.iter().map(|t| (t + 1) % 10).collect();
-            let logits = want_logits.then(|| {
-                next.iter().map(|&n| (0..10).map(|i| if i == n { 1.0 } else { 0.0 }).collect()).collect()
-            });
+            let logits = want_logits.then(|| next.iter().map(|&n| (0..10).map(|i| if i == n { 1.0 } else { 0.0 }).collect()).collect());
             self.last = next.clone();
             Ok(Step { next_tokens: next, logits })
         }
@@ -342,10 +330,7 @@ mod tests {
 
     #[test]
     fn generates_exactly_n_tokens_per_row_with_timings_and_stream_events() {
-        let events = run(&[
-            LOAD,
-            r#"{"cmd":"generate","id":"a","prompt":[7],"max_new_tokens":4,"batch_size":2,"stream":true}"#,
-        ]);
+        let events = run(&[LOAD, r#"{"cmd":"generate","id":"a","prompt":[7],"max_new_tokens":4,"batch_size":2,"stream":true}"#]);
         assert!(matches!(&events[0], Event::Ready(r) if r.engine.name == "counter"));
         let steps: Vec<usize> = events
             .iter()
@@ -382,17 +367,7 @@ mod tests {
                 other => format!("{other:?}"),
             })
             .collect();
-        assert_eq!(
-            summary,
-            vec![
-                "early:BadRequest",
-                "ready",
-                ":BadRequest",
-                "oom:OutOfMemory",
-                "empty:BadRequest",
-                "l:[4, 5, 6]",
-            ]
-        );
+        assert_eq!(summary, vec!["early:BadRequest", "ready", ":BadRequest", "oom:OutOfMemory", "empty:BadRequest", "l:[4, 5, 6]",]);
         let Event::Logits(l) = &events[5] else { unreachable!() };
         assert_eq!(argmax(&l.logits), 4);
     }

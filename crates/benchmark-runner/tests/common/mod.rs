@@ -9,8 +9,7 @@ use benchmark_runner::run;
 /// `tests/fake_engine.py` registered as `name`, with load options (`mode`, `oom_batch`, ...).
 pub fn fake(name: &str, options: &[(&str, serde_json::Value)]) -> EngineSpec {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_engine.py");
-    let mut default_options: serde_json::Map<String, serde_json::Value> =
-        options.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let mut default_options: serde_json::Map<String, serde_json::Value> = options.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     default_options.insert("name".into(), name.into());
     EngineSpec {
         name: name.into(),

@@ -1,0 +1,238 @@
+//! The host's state, measured where the engines run. A cloud GPU machine's CPU switches between
+//! speeds (../shared/MEASURING.md), and every engine that is launch-bound inherits them. So each
+//! engine process is pinned to a stated CPU set, and a fixed-work probe runs on the same CPUs:
+//! right before and right after every measured request (never inside its timed window), and
+//! continuously at [`PERIOD`] into `raw_data/host.jsonl`, together with the system's CPU use and
+//! the engine process's own CPU time.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::records::{unix_ms, SCHEMA};
+pub use crate::records::{HostSample, Tag};
+
+/// 20 Hz: often enough to see episodes of a few seconds, cheap enough (a probe is ~0.1–0.3 ms)
+/// to take well under 1 % of one of the engine's CPUs.
+pub const PERIOD: Duration = Duration::from_millis(50);
+
+/// Iterations of the probe's loop: a few hundred microseconds on a current server core.
+const PROBE_ITERATIONS: u64 = 1 << 17;
+
+/// The probe: a fixed chain of dependent integer operations (no memory traffic, no system call),
+/// so its time is the core's speed and what the scheduler leaves of it. Returns nanoseconds.
+pub fn probe_ns() -> u64 {
+    let started = Instant::now();
+    let mut x = std::hint::black_box(0x9E37_79B9_7F4A_7C15u64);
+    for i in 0..std::hint::black_box(PROBE_ITERATIONS) {
+        x = (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9).wrapping_add(i);
+    }
+    std::hint::black_box(x);
+    started.elapsed().as_nanos() as u64
+}
+
+/// Parses a CPU list as Linux writes them (`0-3,8,10-11`).
+pub fn parse_cpu_list(text: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let num = |s: &str| s.trim().parse::<usize>().map_err(|_| format!("`{s}` is not a CPU number (in `{text}`)"));
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("`{part}` is an empty range (in `{text}`)"));
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(num(part)?),
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    if cpus.is_empty() {
+        return Err(format!("`{text}` names no CPU"));
+    }
+    Ok(cpus)
+}
+
+/// Writes a CPU list back in the compact form (`0-3,8`).
+pub fn format_cpu_list(cpus: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j { cpus[i].to_string() } else { format!("{}-{}", cpus[i], cpus[j]) });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// The CPUs this process may run on.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the kernel fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}
+
+/// Pins the calling thread (and the threads and processes it starts afterwards) to `cpus`.
+/// Async-signal-safe, so it can run between fork and exec.
+pub fn pin_current(cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: the set is a plain bit array on the stack; sched_setaffinity only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Busy and total jiffies of all CPUs (the first line of /proc/stat).
+fn system_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let total: u64 = f.iter().take(8).sum();
+    let idle = f.get(3)? + f.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// User plus system CPU time of a process and its waited-for children, in milliseconds.
+fn process_cpu_ms(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields are counted from its closing parenthesis.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(ticks * 1000 / hz)
+}
+
+/// The probe thread: pinned to the engines' CPUs, sampling continuously, and answering
+/// [`HostProbe::probe`] between samples (so a probe never overlaps another).
+pub struct HostProbe {
+    ask: Sender<Sender<u64>>,
+    tag: Arc<Mutex<Tag>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HostProbe {
+    /// Starts the probe thread on `cpus`, appending samples to `path`.
+    pub fn start(cpus: Vec<usize>, path: &Path) -> std::io::Result<HostProbe> {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let (ask, asks) = mpsc::channel::<Sender<u64>>();
+        let tag = Arc::new(Mutex::new(Tag::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tag2, stop2) = (tag.clone(), stop.clone());
+        let thread = std::thread::Builder::new().name("host-probe".into()).spawn(move || {
+            if let Err(e) = pin_current(&cpus) {
+                eprintln!("host probe: could not pin to CPUs {}: {e}", format_cpu_list(&cpus));
+            }
+            let mut last = system_jiffies();
+            let mut next = Instant::now();
+            while !stop2.load(Ordering::Relaxed) {
+                match asks.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                    Ok(reply) => {
+                        let _ = reply.send(probe_ns());
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
+                let probe = probe_ns();
+                let now = system_jiffies();
+                let busy_pct = match (last, now) {
+                    (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => Some(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64),
+                    _ => None,
+                };
+                last = now;
+                let tag = tag2.lock().expect("host probe tag").clone();
+                let sample = HostSample {
+                    schema: SCHEMA,
+                    unix_ms: unix_ms(),
+                    engine_cpu_ms: tag.pid.and_then(process_cpu_ms),
+                    tag,
+                    probe_ns: probe,
+                    system_busy_pct: busy_pct,
+                };
+                if let Ok(line) = serde_json::to_string(&sample) {
+                    let _ = writeln!(file, "{line}").and_then(|_| file.flush());
+                }
+                next += PERIOD;
+                if next < Instant::now() {
+                    next = Instant::now() + PERIOD;
+                }
+            }
+        })?;
+        Ok(HostProbe { ask, tag, stop, thread: Some(thread) })
+    }
+
+    /// One probe on the engines' CPUs, in nanoseconds (None if the probe thread is gone).
+    pub fn probe(&self) -> Option<u64> {
+        let (reply, answer) = mpsc::channel();
+        self.ask.send(reply).ok()?;
+        answer.recv_timeout(Duration::from_secs(5)).ok()
+    }
+
+    /// Tags the samples that follow (the engine, workload and cell that holds the CPUs).
+    pub fn tag(&self, tag: Tag) {
+        *self.tag.lock().expect("host probe tag") = tag;
+    }
+}
+
+impl Drop for HostProbe {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_read_and_write_like_linux() {
+        assert_eq!(parse_cpu_list("0-3,8, 10-11").unwrap(), vec![0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(format_cpu_list(&[0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
+        assert_eq!(format_cpu_list(&[5]), "5");
+        assert!(parse_cpu_list("3-1").unwrap_err().contains("empty range"));
+        assert!(parse_cpu_list("a").unwrap_err().contains("`a` is not a CPU number"));
+        assert!(parse_cpu_list(" ").unwrap_err().contains("names no CPU"));
+    }
+
+    #[test]
+    fn the_probe_answers_and_samples_on_the_given_cpus() {
+        let cpus = allowed_cpus();
+        assert!(!cpus.is_empty());
+        let path = std::env::temp_dir().join(format!("host-probe-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let p = HostProbe::start(cpus[..1].to_vec(), &path).unwrap();
+        p.tag(Tag { engine: Some("e".into()), pid: Some(std::process::id()), ..Tag::default() });
+        let ns = p.probe().unwrap();
+        assert!(ns > 1000 && ns < 1_000_000_000, "{ns}");
+        std::thread::sleep(PERIOD * 5);
+        drop(p);
+        let samples: Vec<HostSample> = std::fs::read_to_string(&path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(samples.len() >= 2, "{} samples", samples.len());
+        assert!(samples.iter().all(|s| s.probe_ns > 0 && s.tag.engine.as_deref() == Some("e")));
+        assert!(samples.iter().any(|s| s.engine_cpu_ms.is_some()), "this process's own CPU time is readable");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
