@@ -3,6 +3,9 @@
 # leaves the run directories packed in $OUT (or ./out) to bring back.
 #   scripts/gpu-run.sh configs/h200-latency.yaml [run-name]
 #   GPU_SPLIT='a,b;c,d' scripts/gpu-run.sh configs/h200.yaml h200-1
+# When results/<run-name> already holds a run (carried back from an earlier call), it is resumed
+# (`benchmark-runner --resume`): a run longer than one call spans several. The runner refuses a
+# checkout with uncommitted changes (ALLOW_DIRTY=1 passes --allow-dirty).
 # With GPU_SPLIT, the config's engines are spread over the machine's GPUs, one runner per group
 # (`--engines a,b --gpu 0`, `--engines c,d --gpu 1`, …), all at once, each writing
 # results/<run-name>-gpu<i>: a config too long for one call on one GPU fits on several.
@@ -35,6 +38,9 @@ if [ ! -f "$model/model.safetensors" ]; then
   esac
 fi
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader || true
+lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Hypervisor)' || true
+git status --porcelain | head -n 5
+dirty=(); [ -n "${ALLOW_DIRTY:-}" ] && dirty=(--allow-dirty)
 status=0
 # Stop the runners well before the device call limit, so whatever was measured still gets packed.
 limit=${RUN_TIMEOUT_S:-520}
@@ -42,7 +48,7 @@ if [ -n "${GPU_SPLIT:-}" ]; then
   IFS=';' read -ra groups <<<"$GPU_SPLIT"
   pids=()
   for i in "${!groups[@]}"; do
-    timeout "$limit" "$runner" --config "$config" --output "results/$name-gpu$i" --engines "${groups[$i]}" --gpu "$i" \
+    timeout "$limit" "$runner" --config "$config" --output "results/$name-gpu$i" --engines "${groups[$i]}" --gpu "$i" "${dirty[@]}" \
       >"results/$name-gpu$i.log" 2>&1 &
     pids+=($!)
   done
@@ -54,7 +60,11 @@ if [ -n "${GPU_SPLIT:-}" ]; then
   dirs=()
   for i in "${!groups[@]}"; do dirs+=("$name-gpu$i"); done
 else
-  timeout "$limit" "$runner" --config "$config" --output "results/$name" || status=$?
+  if [ -d "results/$name/raw_data" ]; then
+    timeout "$limit" "$runner" --resume "results/$name" "${dirty[@]}" || status=$?
+  else
+    timeout "$limit" "$runner" --config "$config" --output "results/$name" "${dirty[@]}" || status=$?
+  fi
   dirs=("$name")
 fi
 tar -C results -cJf "$out/$name.tar.xz" "${dirs[@]}"

@@ -13,7 +13,7 @@ use crate::stats::{quantile, sorted};
 
 /// The slower side's median must exceed the faster's by this share for two states to be told
 /// apart (a smaller difference is within what one state varies).
-pub const MIN_SEPARATION: f64 = 0.10;
+pub const MIN_SEPARATION: f64 = 0.20;
 /// Each side must hold at least this share of the readings (a few stray readings are no state).
 pub const MIN_SHARE: f64 = 0.05;
 
@@ -91,7 +91,7 @@ impl HostStates {
         let logs: Vec<f64> = s.iter().map(|x| x.max(1.0).ln()).collect();
         let us = |x: f64| x / 1e3;
         let mut h = HostStates {
-            rule: "Otsu split of log probe time; two states when the slow side's median is ≥ 10 % above the fast side's and each side holds ≥ 5 % of readings",
+            rule: "Otsu split of log probe time; two states when the slow side's median is ≥ 20 % above the fast side's and each side holds ≥ 5 % of readings",
             readings: s.len(),
             probe_p05_us: us(quantile(&s, 0.05)),
             probe_p50_us: us(quantile(&s, 0.5)),

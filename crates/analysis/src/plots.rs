@@ -291,6 +291,66 @@ pub fn gpu_timeline(run: &Run) -> anyhow::Result<String> {
     })
 }
 
+/// Each measured request's decode rate over the run's time, one colour per engine, above the host
+/// probe on the engines' CPUs (continuous samples): where the host slows, launch-bound engines do.
+pub fn host_timeline(run: &Run, states: Option<&crate::host_state::HostStates>) -> anyhow::Result<String> {
+    let t0 = run.requests.iter().map(|r| r.unix_ms).chain(run.host.iter().map(|s| s.unix_ms)).min().unwrap_or(0);
+    let secs = |ms: u128| ms.saturating_sub(t0) as f64 / 1000.0;
+    let mut by_engine: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for r in run.requests.iter().filter(|r| !r.warmup && matches!(r.scenario, "latency" | "throughput")) {
+        let Some(tok) = crate::requests::decode_tok_s(&r) else { continue };
+        // A request's record is written when it ends: place it at its start.
+        let start = secs(r.unix_ms) - r.runner_total_ns as f64 / 1e9;
+        match by_engine.iter_mut().find(|e| e.0 == r.engine) {
+            Some(e) => e.1.push((start, tok)),
+            None => by_engine.push((r.engine.to_string(), vec![(start, tok)])),
+        }
+    }
+    // At most ~3000 probe points (a long run samples at 20 Hz).
+    let every = run.host.len().div_ceil(3000).max(1);
+    let probe: Vec<(f64, f64)> = run.host.iter().step_by(every).map(|s| (secs(s.unix_ms), s.probe_ns as f64 / 1e3)).collect();
+    svg(|root| {
+        let Some(bt) = bounds(by_engine.iter().flat_map(|e| e.1.iter().map(|p| p.0)).chain(probe.iter().map(|p| p.0))) else {
+            return Ok(());
+        };
+        let (upper, lower) = root.split_vertically(SIZE.1 * 3 / 5);
+        let top = by_engine.iter().flat_map(|e| e.1.iter().map(|p| p.1)).fold(0.0, f64::max) * 1.1 + 1.0;
+        let mut chart = ChartBuilder::on(&upper)
+            .caption("Decode rate of each measured request, and the host's speed below it", (FONT, 18))
+            .margin(8)
+            .x_label_area_size(25)
+            .y_label_area_size(60)
+            .build_cartesian_2d(bt.0..bt.1.max(bt.0 + 1.0), 0.0..top)?;
+        chart.configure_mesh().y_desc("decode tok/s").draw()?;
+        for (e, pts) in &by_engine {
+            let c = engine_colour(e);
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 2, c.filled())))?
+                .label(e.as_str())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+        }
+        legend(&mut chart)?;
+        let ptop = probe.iter().map(|p| p.1).fold(0.0, f64::max) * 1.15 + 1.0;
+        let mut chart = ChartBuilder::on(&lower)
+            .margin(8)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(bt.0..bt.1.max(bt.0 + 1.0), 0.0..ptop)?;
+        chart.configure_mesh().x_desc("seconds since the run's first request").y_desc("host probe (µs)").draw()?;
+        let grey = RGBColor(90, 90, 90);
+        chart.draw_series(probe.iter().map(|&p| Circle::new(p, 1, grey.filled())))?;
+        if let Some(t) = states.and_then(|s| s.threshold_us) {
+            let red = RGBColor(200, 30, 45);
+            chart
+                .draw_series(LineSeries::new([(bt.0, t), (bt.1, t)], red.stroke_width(1)))?
+                .label("fast / slow threshold")
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], red));
+            legend(&mut chart)?;
+        }
+        Ok(())
+    })
+}
+
 /// Roofline: achieved TFLOP/s against arithmetic intensity, under the measured copy-bandwidth roof
 /// (and the compute roof when the config states the GPU's peak).
 pub fn roofline(points: &[RooflinePoint], copy_gb_s: Option<f64>, peak_tflops: Option<f64>) -> anyhow::Result<String> {
@@ -354,6 +414,9 @@ pub fn all(run: &Run, summary: &Summary, roofline_points: &[RooflinePoint]) -> a
     }
     if !run.monitor.is_empty() {
         out.push(("gpu_timeline.svg", gpu_timeline(run)?));
+    }
+    if !run.host.is_empty() {
+        out.push(("host_timeline.svg", host_timeline(run, summary.host_states.as_ref())?));
     }
     if !roofline_points.is_empty() {
         out.push(("roofline.svg", roofline(roofline_points, run.copy_bandwidth_gb_s(), run.config.analysis.peak_tflops)?));

@@ -198,7 +198,7 @@ pub fn measure(config: &str) -> anyhow::Result<PathBuf> {
     }
     let name = Path::new(config).file_stem().map_or("run".into(), |s| s.to_string_lossy().to_string());
     let out = root.join("target/notebook-runs").join(format!("{name}-{}", utc_stamp(SystemTime::now())));
-    let stdout = run(Command::new(&runner).current_dir(&root).arg("--config").arg(config).arg("--output").arg(&out))?;
+    let stdout = run(Command::new(&runner).current_dir(&root).arg("--config").arg(config).arg("--output").arg(&out).arg("--allow-dirty"))?;
     print!("{stdout}");
     println!("Run directory: {}", shown(&root, &out));
     Ok(out)
