@@ -47,6 +47,27 @@ def main(run):
                 problems.append(f"{name}: summary has no {key} figures")
         if not (e["decode_tok_per_s"] and e["decode_tok_per_s"]["median"] > 0):
             problems.append(f"{name}: no decode throughput")
+    # Host probes around every measured latency / throughput request; interleaved cells hold each
+    # of their engines once per block.
+    static = [r for r in requests if not r["warmup"] and r["scenario"] in ("latency", "throughput")]
+    for r in static:
+        if r.get("host_probe_before_ns") is None or r.get("host_probe_after_ns") is None:
+            problems.append(f"{r['engine']}: request {r['workload']} b{r['batch_size']} p{r['prompt_tokens']} has no host probes")
+    blocks = {}
+    for r in static:
+        if r.get("block") is not None:
+            blocks.setdefault((r["workload"], r["batch_size"], r["prompt_tokens"], r["block"]), []).append(r["engine"])
+    for key, engines in blocks.items():
+        if len(engines) != len(set(engines)):
+            problems.append(f"block {key}: an engine measured twice: {engines}")
+    widths = {}
+    for (w, b, p, _), engines in blocks.items():
+        widths.setdefault((w, b, p), set()).add(len(engines))
+    for key, ws in widths.items():
+        if len(ws) != 1:
+            problems.append(f"cell {key}: blocks hold different numbers of engines {sorted(ws)}")
+    if not summary.get("host_states"):
+        problems.append("summary.json has no host_states")
     # The summary is derived: rebuilding it from raw data gives the same figures.
     runner = Path(__file__).resolve().parents[1] / "target/release/benchmark-runner"
     before = (run / "summary.json").read_text()
