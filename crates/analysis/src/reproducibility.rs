@@ -33,7 +33,8 @@ pub struct Spread {
 /// Every tracked cell metric present in at least two of the runs.
 pub fn spreads(metrics: &[CellMetric], settings: &Settings) -> Vec<Spread> {
     let mut out: Vec<Spread> = Vec::new();
-    for m in metrics.iter().filter(|m| TRACKED.contains(&m.metric)) {
+    // Memory cells hold one request each: they say how much memory, not how fast.
+    for m in metrics.iter().filter(|m| TRACKED.contains(&m.metric) && m.key.scenario != "memory") {
         let k = &m.key;
         let same = |s: &Spread| {
             (s.engine.as_str(), s.workload.as_str(), s.batch_size, s.prompt_tokens, s.load.as_str(), s.metric)

@@ -17,14 +17,19 @@ use crate::run::Run;
 pub struct Estimate {
     pub median: f64,
     /// Bootstrap interval of the median at `confidence_level` (the summary's top level; 0.95 unless
-    /// the config says otherwise); null below 2 values.
+    /// the config says otherwise); null below 5 values (three requests give no interval worth
+    /// printing: n says how many there are).
     pub ci95: Option<[f64; 2]>,
     pub n: usize,
 }
 
 impl Estimate {
     fn from(d: Option<Describe>) -> Option<Estimate> {
-        d.map(|d| Estimate { median: d.median, ci95: d.median_ci, n: d.n })
+        d.map(|d| Estimate {
+            median: d.median,
+            ci95: d.median_ci.filter(|_| d.n >= crate::cell_figures::MIN_N_FOR_INTERVAL),
+            n: d.n,
+        })
     }
 }
 
