@@ -39,7 +39,9 @@ if [ ! -f "$model/model.safetensors" ]; then
 fi
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader || true
 lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Hypervisor)' || true
-git status --porcelain | head -n 5
+# The copy of the checkout here may come with an older .git: .gpu/SOURCE names the commit whose
+# files were sent and its tree, and the runner checks the files against that tree.
+if [ -f .gpu/SOURCE ]; then read -r BENCH_SOURCE_COMMIT BENCH_SOURCE_TREE < .gpu/SOURCE; export BENCH_SOURCE_COMMIT BENCH_SOURCE_TREE; fi
 dirty=(); [ -n "${ALLOW_DIRTY:-}" ] && dirty=(--allow-dirty)
 status=0
 # Stop the runners well before the device call limit, so whatever was measured still gets packed.

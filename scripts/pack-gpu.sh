@@ -104,6 +104,9 @@ echo "export BENCH_BIN_DIR=$here/bin"
 UNPACK
 chmod +x "$out/unpack.sh"
 mv "$out/MANIFEST.txt.tmp" "$out/MANIFEST.txt"
+# What a GPU run checks its files against (refresh it after a commit: scripts/pack-gpu.sh, or
+#   echo "$(git rev-parse HEAD) $(git rev-parse 'HEAD^{tree}')" > .gpu/SOURCE).
+echo "$(git -C "$root" rev-parse HEAD) $(git -C "$root" rev-parse 'HEAD^{tree}')" > "$out/SOURCE"
 
 log "packed into $out ($(du -sh "$out" | cut -f1)):"
 cat "$out/MANIFEST.txt"

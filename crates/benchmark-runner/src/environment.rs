@@ -60,11 +60,12 @@ pub fn checkpoint(model: &Path) -> Value {
 }
 
 pub fn collect(root: &Path, model: &Path) -> Value {
-    let git = |args: &[&str]| command_output("git", &[&["-C", &root.display().to_string()], args].concat());
+    let source = crate::provenance::source(root);
     json!({
         "runner": format!("benchmark-runner {}", env!("CARGO_PKG_VERSION")),
-        "git_commit": git(&["rev-parse", "HEAD"]),
-        "git_dirty": git(&["status", "--porcelain"]).map(|s| !s.is_empty()),
+        "git_commit": source.commit,
+        "git_dirty": source.dirty,
+        "git_commit_from": source.by,
         "host": command_output("hostname", &[]),
         "os": command_output("uname", &["-srm"]),
         "cpu": { "model": cpu_model(), "logical_cores": std::thread::available_parallelism().map(|n| n.get()).ok() },

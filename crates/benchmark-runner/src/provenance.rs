@@ -9,6 +9,42 @@ fn git(root: &Path, args: &[&str]) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
 }
 
+/// The commit whose files the checkout holds, and whether it holds anything else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub commit: Option<String>,
+    pub dirty: Option<bool>,
+    /// How the commit was established: `HEAD`, or the tree hash of a copied checkout.
+    pub by: &'static str,
+}
+
+/// The git tree of the working tree as a commit of it would hold it (tracked and untracked files,
+/// ignored ones left out), computed with a scratch index so the checkout's own is not touched.
+fn working_tree_hash(root: &Path) -> Option<String> {
+    let index = std::env::temp_dir().join(format!("bench-index-{}", std::process::id()));
+    let run = |args: &[&str]| {
+        let out = Command::new("git").arg("-C").arg(root).args(args).env("GIT_INDEX_FILE", &index).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let tree = run(&["add", "-A"]).and_then(|_| run(&["write-tree"]));
+    let _ = std::fs::remove_file(&index);
+    tree
+}
+
+/// Where the code came from. A copy of a checkout made without its latest history (the GPU
+/// machine gets the files of a commit with an older `.git`) names the commit it was made from in
+/// `BENCH_SOURCE_COMMIT` and that commit's tree in `BENCH_SOURCE_TREE`; when the files hash to that
+/// tree, they are that commit exactly.
+pub fn source(root: &Path) -> Source {
+    let status = git(root, &["status", "--porcelain"]);
+    if let (Ok(commit), Ok(tree)) = (std::env::var("BENCH_SOURCE_COMMIT"), std::env::var("BENCH_SOURCE_TREE")) {
+        if working_tree_hash(root).as_deref() == Some(tree.trim()) {
+            return Source { commit: Some(commit.trim().to_string()), dirty: Some(false), by: "tree hash of the copied checkout" };
+        }
+    }
+    Source { commit: git(root, &["rev-parse", "HEAD"]).map(|s| s.trim().to_string()), dirty: status.map(|s| !s.trim().is_empty()), by: "HEAD" }
+}
+
 /// Checks that the checkout at `root` is a clean git tree. With `allow_dirty`, a dirty (or
 /// non-git) tree is accepted and the returned text is what the run keeps as `git.diff`: the
 /// changes against HEAD and the untracked files' names.
@@ -21,7 +57,7 @@ pub fn check_clean(root: &Path, allow_dirty: bool) -> anyhow::Result<Option<Stri
         );
         return Ok(Some("not a git checkout\n".into()));
     };
-    if status.trim().is_empty() {
+    if status.trim().is_empty() || source(root).dirty == Some(false) {
         return Ok(None);
     }
     if !allow_dirty {
@@ -45,7 +81,7 @@ pub fn check_resume(root: &Path, run_dir: &Path, allow_dirty: bool) -> anyhow::R
     )
     .map_err(|e| anyhow::anyhow!("{}: {e}", env_path.display()))?;
     let started = env["git_commit"].as_str().map(str::to_string);
-    let now = git(root, &["rev-parse", "HEAD"]).map(|s| s.trim().to_string());
+    let now = source(root).commit;
     anyhow::ensure!(
         started == now,
         "{} was started at commit {} and this checkout is at {}: a run is resumed with the code it started with",
