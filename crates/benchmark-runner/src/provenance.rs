@@ -18,10 +18,13 @@ pub struct Source {
     pub by: &'static str,
 }
 
-/// The git tree of the working tree as a commit of it would hold it (tracked and untracked files,
-/// ignored ones left out), computed with a scratch index so the checkout's own is not touched.
+/// The git tree of the working tree as a commit of it would hold it (tracked files, and untracked
+/// ones that are not ignored), computed on a copy of the checkout's index so its own is not touched.
 fn working_tree_hash(root: &Path) -> Option<String> {
     let index = std::env::temp_dir().join(format!("bench-index-{}", std::process::id()));
+    // Starting from the checkout's index keeps files that are tracked although ignored.
+    let own = git(root, &["rev-parse", "--path-format=absolute", "--git-path", "index"])?;
+    std::fs::copy(own.trim(), &index).ok()?;
     let run = |args: &[&str]| {
         let out = Command::new("git").arg("-C").arg(root).args(args).env("GIT_INDEX_FILE", &index).output().ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
