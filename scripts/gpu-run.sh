@@ -41,7 +41,10 @@ nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,nohea
 lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Hypervisor)' || true
 # The copy of the checkout here may come with an older .git: .gpu/SOURCE names the commit whose
 # files were sent and its tree, and the runner checks the files against that tree.
-if [ -f .gpu/SOURCE ]; then read -r BENCH_SOURCE_COMMIT BENCH_SOURCE_TREE < .gpu/SOURCE; export BENCH_SOURCE_COMMIT BENCH_SOURCE_TREE; fi
+if [ -f .gpu/SOURCE ]; then
+  read -r BENCH_SOURCE_COMMIT BENCH_SOURCE_TREE < .gpu/SOURCE
+  export BENCH_SOURCE_COMMIT BENCH_SOURCE_TREE BENCH_SOURCE_PATHS=$PWD/.gpu/SOURCE.paths
+fi
 dirty=(); [ -n "${ALLOW_DIRTY:-}" ] && dirty=(--allow-dirty)
 status=0
 # Stop the runners well before the device call limit, so whatever was measured still gets packed.

@@ -104,9 +104,10 @@ echo "export BENCH_BIN_DIR=$here/bin"
 UNPACK
 chmod +x "$out/unpack.sh"
 mv "$out/MANIFEST.txt.tmp" "$out/MANIFEST.txt"
-# What a GPU run checks its files against (refresh it after a commit: scripts/pack-gpu.sh, or
-#   echo "$(git rev-parse HEAD) $(git rev-parse 'HEAD^{tree}')" > .gpu/SOURCE).
+# What a GPU run checks its files against: the commit, its tree and its files (re-run this script
+# after a commit; it rebuilds nothing that is up to date).
 echo "$(git -C "$root" rev-parse HEAD) $(git -C "$root" rev-parse 'HEAD^{tree}')" > "$out/SOURCE"
+git -C "$root" ls-files > "$out/SOURCE.paths"
 
 log "packed into $out ($(du -sh "$out" | cut -f1)):"
 cat "$out/MANIFEST.txt"

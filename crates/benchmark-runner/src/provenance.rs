@@ -18,30 +18,32 @@ pub struct Source {
     pub by: &'static str,
 }
 
-/// The git tree of the working tree as a commit of it would hold it (tracked files, and untracked
-/// ones that are not ignored), computed on a copy of the checkout's index so its own is not touched.
-fn working_tree_hash(root: &Path) -> Option<String> {
+/// The git tree of the working tree as a commit of it would hold it, computed on a scratch index
+/// so the checkout's own is not touched: the files `paths` lists (the sent commit's, some of them
+/// tracked although ignored) and every untracked file that is not ignored.
+fn working_tree_hash(root: &Path, paths: &Path) -> Option<String> {
     let index = std::env::temp_dir().join(format!("bench-index-{}", std::process::id()));
-    // Starting from the checkout's index keeps files that are tracked although ignored.
-    let own = git(root, &["rev-parse", "--path-format=absolute", "--git-path", "index"])?;
-    std::fs::copy(own.trim(), &index).ok()?;
     let run = |args: &[&str]| {
         let out = Command::new("git").arg("-C").arg(root).args(args).env("GIT_INDEX_FILE", &index).output().ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
-    let tree = run(&["add", "-A"]).and_then(|_| run(&["write-tree"]));
+    let _ = std::fs::remove_file(&index);
+    let list = format!("--pathspec-from-file={}", paths.display());
+    let tree = run(&["add", "-f", &list]).and_then(|_| run(&["add", "-A"])).and_then(|_| run(&["write-tree"]));
     let _ = std::fs::remove_file(&index);
     tree
 }
 
 /// Where the code came from. A copy of a checkout made without its latest history (the GPU
 /// machine gets the files of a commit with an older `.git`) names the commit it was made from in
-/// `BENCH_SOURCE_COMMIT` and that commit's tree in `BENCH_SOURCE_TREE`; when the files hash to that
-/// tree, they are that commit exactly.
+/// `BENCH_SOURCE_COMMIT`, that commit's tree in `BENCH_SOURCE_TREE` and its file list in
+/// `BENCH_SOURCE_PATHS` (a file); when the files hash to that tree, they are that commit exactly.
 pub fn source(root: &Path) -> Source {
     let status = git(root, &["status", "--porcelain"]);
-    if let (Ok(commit), Ok(tree)) = (std::env::var("BENCH_SOURCE_COMMIT"), std::env::var("BENCH_SOURCE_TREE")) {
-        if working_tree_hash(root).as_deref() == Some(tree.trim()) {
+    if let (Ok(commit), Ok(tree), Some(paths)) =
+        (std::env::var("BENCH_SOURCE_COMMIT"), std::env::var("BENCH_SOURCE_TREE"), std::env::var_os("BENCH_SOURCE_PATHS"))
+    {
+        if working_tree_hash(root, Path::new(&paths)).as_deref() == Some(tree.trim()) {
             return Source { commit: Some(commit.trim().to_string()), dirty: Some(false), by: "tree hash of the copied checkout" };
         }
     }
