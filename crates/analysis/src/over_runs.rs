@@ -218,7 +218,9 @@ pub fn over_runs(runs: &[&Run], allow_mixed: bool) -> anyhow::Result<OverRuns> {
 pub fn write(out: &Path, o: &OverRuns) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
     let path = out.join("over_runs.json");
-    std::fs::write(&path, serde_json::to_string_pretty(o)? + "\n").map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    std::fs::write(&path, serde_json::to_string_pretty(o)? + "\n").map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let path = out.join("over_runs.txt");
+    std::fs::write(&path, table(o)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// The figures against the goals, one line per engine and cell.
