@@ -336,7 +336,7 @@ pub fn host_timeline(run: &Run, states: Option<&crate::host_state::HostStates>) 
             .x_label_area_size(35)
             .y_label_area_size(60)
             .build_cartesian_2d(bt.0..bt.1.max(bt.0 + 1.0), 0.0..ptop)?;
-        chart.configure_mesh().x_desc("seconds since the run's first request").y_desc("host probe (µs)").draw()?;
+        chart.configure_mesh().x_desc("seconds since the run's first request or host sample").y_desc("host probe (µs)").draw()?;
         let grey = RGBColor(90, 90, 90);
         chart.draw_series(probe.iter().map(|&p| Circle::new(p, 1, grey.filled())))?;
         if let Some(t) = states.and_then(|s| s.threshold_us) {

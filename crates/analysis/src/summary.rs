@@ -25,11 +25,7 @@ pub struct Estimate {
 
 impl Estimate {
     fn from(d: Option<Describe>) -> Option<Estimate> {
-        d.map(|d| Estimate {
-            median: d.median,
-            ci95: d.median_ci.filter(|_| d.n >= crate::cell_figures::MIN_N_FOR_INTERVAL),
-            n: d.n,
-        })
+        d.map(|d| Estimate { median: d.median, ci95: d.median_ci.filter(|_| d.n >= crate::cell_figures::MIN_N_FOR_INTERVAL), n: d.n })
     }
 }
 

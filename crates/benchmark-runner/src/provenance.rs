@@ -47,7 +47,11 @@ pub fn source(root: &Path) -> Source {
             return Source { commit: Some(commit.trim().to_string()), dirty: Some(false), by: "tree hash of the copied checkout" };
         }
     }
-    Source { commit: git(root, &["rev-parse", "HEAD"]).map(|s| s.trim().to_string()), dirty: status.map(|s| !s.trim().is_empty()), by: "HEAD" }
+    Source {
+        commit: git(root, &["rev-parse", "HEAD"]).map(|s| s.trim().to_string()),
+        dirty: status.map(|s| !s.trim().is_empty()),
+        by: "HEAD",
+    }
 }
 
 /// Checks that the checkout at `root` is a clean git tree. With `allow_dirty`, a dirty (or
