@@ -24,6 +24,9 @@ struct Seat<'s> {
     /// Throughput: the smallest batch that ran out of memory, per prompt length.
     oom_batch: HashMap<usize, usize>,
     cell: SeatCell,
+    /// Why the engine has no process after a crash it could not be restarted from: each later
+    /// cell is recorded as failed with it.
+    gone: Option<Fault>,
 }
 
 /// What one engine did in the current cell.
@@ -60,7 +63,13 @@ impl Runner<'_> {
         }
         let mut seats: Vec<Seat> = engines
             .iter()
-            .map(|spec| Seat { launch: self.launch(spec, None), proc: None, oom_batch: HashMap::new(), cell: SeatCell::default() })
+            .map(|spec| Seat {
+                launch: self.launch(spec, None),
+                proc: None,
+                oom_batch: HashMap::new(),
+                cell: SeatCell::default(),
+                gone: None,
+            })
             .collect();
         self.start_all(w, &mut seats, &cells)?;
         let per_cell = self.cfg.benchmark.warmup_iterations + w.iterations;
@@ -124,7 +133,13 @@ impl Runner<'_> {
         for seat in seats.iter_mut() {
             let name = seat.launch.spec.name.clone();
             seat.cell = SeatCell { started_unix_ms: unix_ms(), ..SeatCell::default() };
-            if seat.proc.is_none() || self.is_finished(&name, w, cell) {
+            if self.is_finished(&name, w, cell) {
+                continue;
+            }
+            if seat.proc.is_none() {
+                if let Some(f) = &seat.gone {
+                    self.raw.append("failures", &fail(&name, &w.name, Some((cell.batch, cell.prompt)), f))?;
+                }
                 continue;
             }
             if let Some(why) = self.skip_reason(&seat.launch, w, cell, &seat.oom_batch) {
@@ -269,7 +284,10 @@ impl Runner<'_> {
                     seat.proc = Some(p);
                     eprintln!("{name}: restarted in {:.1} s", started.elapsed().as_secs_f64());
                 }
-                Err(f) => eprintln!("✗ {name}: could not be restarted ({f}); its remaining cells are not measured"),
+                Err(f) => {
+                    eprintln!("✗ {name}: could not be restarted ({f}); its remaining cells are not measured");
+                    seat.gone = Some(Fault::Spawn(format!("restart after a crash failed: {f}")));
+                }
             }
         }
         Ok(())
