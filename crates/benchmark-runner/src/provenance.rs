@@ -109,3 +109,57 @@ pub fn check_resume(root: &Path, run_dir: &Path, allow_dirty: bool) -> anyhow::R
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A checkout holding the files of its latest commit over the `.git` of the one before (as the
+    /// GPU machine gets it) is that commit when its files hash to the commit's tree, and dirty once
+    /// a file differs.
+    #[test]
+    fn a_copied_checkout_is_its_commit_exactly_when_its_files_are() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        sh(root, &["init", "-q"]);
+        for (k, v) in [("user.email", "t@t"), ("user.name", "t")] {
+            sh(root, &["config", k, v]);
+        }
+        std::fs::write(root.join(".gitignore"), "/results/*\n").unwrap();
+        std::fs::write(root.join("a.txt"), "one\n").unwrap();
+        sh(root, &["add", "-A"]);
+        sh(root, &["commit", "-qm", "1"]);
+        let first = sh(root, &["rev-parse", "HEAD"]);
+        std::fs::write(root.join("a.txt"), "two\n").unwrap();
+        std::fs::create_dir_all(root.join("results/run")).unwrap();
+        std::fs::write(root.join("results/run/summary.json"), "{}\n").unwrap();
+        sh(root, &["add", "-A"]);
+        sh(root, &["add", "-f", "results/run/summary.json"]);
+        sh(root, &["commit", "-qm", "2"]);
+        let (second, tree) = (sh(root, &["rev-parse", "HEAD"]), sh(root, &["rev-parse", "HEAD^{tree}"]));
+        let paths = root.join("../paths");
+        std::fs::write(&paths, sh(root, &["ls-files"]) + "\n").unwrap();
+        // The machine's copy: the second commit's files, the first commit's history and index.
+        sh(root, &["reset", "-q", &first]);
+        assert_eq!(source(root).dirty, Some(true));
+        std::env::set_var("BENCH_SOURCE_COMMIT", &second);
+        std::env::set_var("BENCH_SOURCE_TREE", &tree);
+        std::env::set_var("BENCH_SOURCE_PATHS", &paths);
+        let s = source(root);
+        assert_eq!((s.commit.as_deref(), s.dirty, s.by), (Some(second.as_str()), Some(false), "tree hash of the copied checkout"));
+        assert!(check_clean(root, false).unwrap().is_none());
+        std::fs::write(root.join("a.txt"), "three\n").unwrap();
+        assert_eq!(source(root).commit.as_deref(), Some(first.as_str()));
+        assert!(check_clean(root, false).unwrap_err().to_string().contains("uncommitted changes"));
+        for k in ["BENCH_SOURCE_COMMIT", "BENCH_SOURCE_TREE", "BENCH_SOURCE_PATHS"] {
+            std::env::remove_var(k);
+        }
+        let _ = std::fs::remove_file(&paths);
+    }
+}
