@@ -12,7 +12,7 @@ use crate::host_state::{HostState, HostStates};
 use crate::records::Request;
 use crate::requests::decode_tok_s;
 use crate::run::Run;
-use crate::stats::{median_interval, quantile, sorted};
+use crate::stats::{mean, median_interval, quantile, sorted, variance};
 
 /// Below this many values no interval is given (the figure says n instead).
 pub const MIN_N_FOR_INTERVAL: usize = 5;
@@ -37,11 +37,8 @@ impl Median {
             .then(|| median_interval(&s, settings.confidence_level, settings.bootstrap_resamples, seed))
             .flatten()
             .map(|(a, b)| [a, b]);
-        let mean = s.iter().sum::<f64>() / s.len() as f64;
-        let cv = (s.len() >= 2 && mean != 0.0).then(|| {
-            let var = s.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (s.len() - 1) as f64;
-            var.sqrt() / mean
-        });
+        let m = mean(&s);
+        let cv = (s.len() >= 2 && m != 0.0).then(|| variance(&s).sqrt() / m);
         Some(Median { median: quantile(&s, 0.5), ci95: ci, n: s.len(), cv })
     }
 }

@@ -13,7 +13,7 @@ use crate::cell_figures::{cell_values, Median, MIN_N_FOR_INTERVAL};
 use crate::config::{BASELINE, COMPILED_REFERENCE};
 use crate::host_state::{host_states, HostState};
 use crate::run::Run;
-use crate::stats::{quantile, sorted, SplitMix64};
+use crate::stats::{mean, median, quantile, variance, SplitMix64};
 
 /// The goals the measurement issue set: between-run spread of fast-state medians and of paired
 /// speedups, and the within-cell CV in one host state.
@@ -85,19 +85,14 @@ fn identity(run: &Run) -> RunIdentity {
 
 /// Per run, the values of one figure of one cell (empty where the run lacks it).
 fn across(per_run: &[Vec<f64>], resamples: usize, level: f64, seed: u64) -> Option<AcrossRuns> {
-    let medians: Vec<Option<f64>> = per_run.iter().map(|v| (!v.is_empty()).then(|| quantile(&sorted(v), 0.5))).collect();
+    let medians: Vec<Option<f64>> = per_run.iter().map(|v| (!v.is_empty()).then(|| median(v))).collect();
     let present: Vec<f64> = medians.iter().flatten().copied().collect();
     if present.is_empty() {
         return None;
     }
-    let med = quantile(&sorted(&present), 0.5);
+    let med = median(&present);
     let (lo, hi) = present.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
-    let mean = present.iter().sum::<f64>() / present.len() as f64;
-    let cv = if present.len() > 1 {
-        (present.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (present.len() - 1) as f64).sqrt() / mean
-    } else {
-        0.0
-    };
+    let cv = if present.len() > 1 { variance(&present).sqrt() / mean(&present) } else { 0.0 };
     let groups: Vec<&Vec<f64>> = per_run.iter().filter(|v| !v.is_empty()).collect();
     let ci = (groups.len() >= 2).then(|| hierarchical_median_interval(&groups, resamples, level, seed));
     Some(AcrossRuns { per_run: medians, median: med, ci95: ci, spread: (hi - lo) / med, cv, runs: present.len() })

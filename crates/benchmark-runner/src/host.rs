@@ -7,13 +7,13 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::records::{unix_ms, SCHEMA};
 pub use crate::records::{HostSample, Tag};
+use crate::sampler::SamplerThread;
 
 /// 20 Hz: often enough to see episodes of a few seconds, cheap enough (a probe is ~0.1–0.3 ms)
 /// to take well under 1 % of one of the engine's CPUs.
@@ -126,8 +126,7 @@ fn process_cpu_ms(pid: u32) -> Option<u64> {
 pub struct HostProbe {
     ask: Sender<Sender<u64>>,
     tag: Arc<Mutex<Tag>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: SamplerThread,
 }
 
 impl HostProbe {
@@ -136,15 +135,14 @@ impl HostProbe {
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         let (ask, asks) = mpsc::channel::<Sender<u64>>();
         let tag = Arc::new(Mutex::new(Tag::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tag2, stop2) = (tag.clone(), stop.clone());
-        let thread = std::thread::Builder::new().name("host-probe".into()).spawn(move || {
+        let tag2 = tag.clone();
+        let thread = SamplerThread::spawn("host-probe", move |stop2| {
             if let Err(e) = pin_current(&cpus) {
                 eprintln!("host probe: could not pin to CPUs {}: {e}", format_cpu_list(&cpus));
             }
             let mut last = system_jiffies();
             let mut next = Instant::now();
-            while !stop2.load(Ordering::Relaxed) {
+            while !SamplerThread::stopped(&stop2) {
                 match asks.recv_timeout(next.saturating_duration_since(Instant::now())) {
                     Ok(reply) => {
                         let _ = reply.send(probe_ns());
@@ -178,7 +176,7 @@ impl HostProbe {
                 }
             }
         })?;
-        Ok(HostProbe { ask, tag, stop, thread: Some(thread) })
+        Ok(HostProbe { ask, tag, _thread: thread })
     }
 
     /// One probe on the engines' CPUs, in nanoseconds (None if the probe thread is gone).
@@ -191,15 +189,6 @@ impl HostProbe {
     /// Tags the samples that follow (the engine, workload and cell that holds the CPUs).
     pub fn tag(&self, tag: Tag) {
         *self.tag.lock().expect("host probe tag") = tag;
-    }
-}
-
-impl Drop for HostProbe {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod provenance;
 pub mod registry;
 pub mod rng;
 pub mod run;
+pub mod sampler;
 pub mod stop;
 
 // The run directory's record types and the model shape live in the analysis crate, which reads

@@ -5,7 +5,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use nvml_wrapper::Nvml;
 
 use crate::records::{unix_ms, SCHEMA};
 pub use crate::records::{CellStats, Sample, Tag};
+use crate::sampler::SamplerThread;
 
 /// 25 Hz on a fixed schedule, so the rate stays above 20 Hz however long a round of NVML calls takes.
 pub const PERIOD: Duration = Duration::from_millis(40);
@@ -37,8 +37,7 @@ struct Shared {
 
 pub struct Monitor {
     shared: Arc<Mutex<Shared>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: SamplerThread,
 }
 
 fn opt_max(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -71,14 +70,13 @@ impl Monitor {
         drop(nvml);
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s2, stop2) = (shared.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
+        let s2 = shared.clone();
+        let thread = SamplerThread::spawn("nvml-monitor", move |stop2| {
             // NVML handles are not Send: the sampler owns its own.
             let Ok(nvml) = Nvml::init() else { return };
             let Ok(dev) = nvml.device_by_index(index) else { return };
             let mut next = std::time::Instant::now();
-            while !stop2.load(Ordering::Relaxed) {
+            while !SamplerThread::stopped(&stop2) {
                 let tag = s2.lock().expect("monitor lock").tag.clone();
                 let mem = dev.memory_info().ok();
                 let util = dev.utilization_rates().ok();
@@ -125,8 +123,9 @@ impl Monitor {
                 next += PERIOD;
                 std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
             }
-        });
-        Ok(Monitor { shared, stop, thread: Some(thread) })
+        })
+        .map_err(|e| format!("starting the NVML sampler: {e}"))?;
+        Ok(Monitor { shared, _thread: thread })
     }
 
     /// Tags the samples that follow. Statistics are kept per tag, so a cell's engines can take
@@ -149,15 +148,6 @@ impl Monitor {
 
     pub fn temperature_c(&self) -> Option<u32> {
         self.shared.lock().expect("monitor lock").latest.as_ref().and_then(|s| s.temp_c)
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -150,7 +150,7 @@ pub fn execute(cfg: &Config, config_text: &str, registry: &Registry, paths: &Run
     let mut env = crate::environment::collect(&paths.root, &cfg.benchmark.model_path);
     env["cpu"]["engine_cpus"] = crate::host::format_cpu_list(&cfg.engine_cpus()).into();
     std::fs::write(out.join("environment.json"), serde_json::to_string_pretty(&env)? + "\n").context("writing environment.json")?;
-    let mut runner = Runner::new(cfg, registry, paths, 1)?;
+    let mut runner = Runner::new(cfg, registry, paths, 1, &env)?;
     runner.measure_device()?;
     runner.measure_all()
 }
@@ -163,7 +163,8 @@ pub fn resume(cfg: &Config, registry: &Registry, paths: &RunPaths) -> anyhow::Re
     let failures: Vec<FailureRecord> = analysis::records::read_stream(&raw, "failures")?;
     let correctness: Vec<crate::records::CorrectnessRecord> = analysis::records::read_stream(&raw, "correctness")?;
     let last = attempts.iter().map(|a| a.attempt).max().unwrap_or(1);
-    let mut runner = Runner::new(cfg, registry, paths, last + 1)?;
+    let env = crate::environment::collect(&paths.root, &cfg.benchmark.model_path);
+    let mut runner = Runner::new(cfg, registry, paths, last + 1, &env)?;
     runner.finished = cells.iter().map(|c| cell_id(&c.engine, &c.workload, c.batch_size, c.prompt_tokens, c.load)).collect();
     // A skipped cell has only its failure record; skipping again would repeat it.
     runner.finished.extend(
@@ -179,10 +180,16 @@ pub fn resume(cfg: &Config, registry: &Registry, paths: &RunPaths) -> anyhow::Re
 }
 
 impl<'a> Runner<'a> {
-    fn new(cfg: &'a Config, registry: &'a Registry, paths: &'a RunPaths, attempt: u32) -> anyhow::Result<Runner<'a>> {
+    /// `env` is this launch's environment (its commit and host go into the launch's record).
+    fn new(
+        cfg: &'a Config,
+        registry: &'a Registry,
+        paths: &'a RunPaths,
+        attempt: u32,
+        env: &serde_json::Value,
+    ) -> anyhow::Result<Runner<'a>> {
         let out = &paths.output;
         let mut raw = RawData::create(&out.join("raw_data"))?;
-        let env = crate::environment::collect(&paths.root, &cfg.benchmark.model_path);
         raw.append(
             "attempts",
             &AttemptRecord {
