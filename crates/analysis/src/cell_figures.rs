@@ -128,8 +128,9 @@ pub fn cell_values(run: &Run, states: Option<&HostStates>, references: &[&str]) 
         by_cell.entry((rank(r.engine), (r.engine, r.workload, r.batch_size, r.prompt_tokens))).or_default().push(r);
     }
     let state = |r: &Request| states.and_then(|h| h.of(r));
-    // Per cell (without the engine) and block: each engine's request, for the pairing.
-    let mut blocks: HashMap<(&str, usize, usize), HashMap<usize, HashMap<&str, Request>>> = HashMap::new();
+    // Per cell (without the engine) and block: each engine's request, for the pairing. Blocks are
+    // kept in order, so the ratios (and every resampling of them) come out the same in any process.
+    let mut blocks: HashMap<(&str, usize, usize), BTreeMap<usize, HashMap<&str, Request>>> = HashMap::new();
     for ((_, (engine, workload, batch, prompt)), rs) in &by_cell {
         for r in rs {
             if let Some(b) = r.block {
