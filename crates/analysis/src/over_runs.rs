@@ -9,11 +9,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::cell_figures::{cell_values, Median, MIN_N_FOR_INTERVAL};
+use crate::cell_figures::{cell_values, MIN_N_FOR_INTERVAL};
 use crate::config::{BASELINE, COMPILED_REFERENCE};
 use crate::host_state::{host_states, HostState};
 use crate::run::Run;
-use crate::stats::{mean, median, quantile, variance, SplitMix64};
+use crate::stats::{mean, median, quantile, sorted, variance, SplitMix64};
 
 /// The goals the measurement issue set: between-run spread of fast-state medians and of paired
 /// speedups, and the within-cell CV in one host state.
@@ -178,7 +178,10 @@ pub fn over_runs(runs: &[&Run], allow_mixed: bool) -> anyhow::Result<OverRuns> {
                 let i = if reference == COMPILED_REFERENCE { 2 } else { 3 };
                 slot[i] = pairs.iter().filter(|p| p.1).map(|p| p.0).collect();
             }
-            if let Some(cv) = Median::of(&slot[1], settings, 0).and_then(|m| (m.n >= MIN_N_FOR_INTERVAL).then_some(m.cv).flatten()) {
+            // The within-run CV only (no interval needed), from as many values as an interval needs.
+            // Summed in sorted order, as the per-cell figures are (same value to the last bit).
+            let fast = &sorted(&slot[1]);
+            if let Some(cv) = (fast.len() >= MIN_N_FOR_INTERVAL && mean(fast) != 0.0).then(|| variance(fast).sqrt() / mean(fast)) {
                 let e = cv_fast.entry(key).or_insert(0.0);
                 *e = e.max(cv);
             }

@@ -102,10 +102,7 @@ impl Runner<'_> {
                 let deadline = p.begin_load(seat.launch.load.clone(), timeout)?;
                 Ok((p, deadline))
             });
-            match started {
-                Ok(x) => pending.push((k, Ok(x))),
-                Err(f) => pending.push((k, Err(f))),
-            }
+            pending.push((k, started));
         }
         for (k, started) in pending {
             let ready = started.and_then(|(mut p, deadline)| p.finish_load(deadline, timeout).map(|r| (p, r)));
