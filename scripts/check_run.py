@@ -68,6 +68,8 @@ def main(run):
             problems.append(f"cell {key}: blocks hold different numbers of engines {sorted(ws)}")
     if not summary.get("host_states"):
         problems.append("summary.json has no host_states")
+    if not (summary.get("probe_parts") or {}).get("cells"):
+        problems.append("summary.json has no probe_parts cells (continuous samples without the probe's parts?)")
     # The summary is derived: rebuilding it from raw data gives the same figures.
     runner = Path(__file__).resolve().parents[1] / "target/release/benchmark-runner"
     before = (run / "summary.json").read_text()

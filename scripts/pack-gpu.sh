@@ -5,6 +5,7 @@
 #
 #   scripts/pack-gpu.sh            # then carry .gpu/ with the repository to the GPU machine
 #   .gpu/unpack.sh                 # there: decompresses into .gpu/bin/ and prints BENCH_BIN_DIR
+#   PACK_ENGINES="candle-bench mistral-rs-bench" scripts/pack-gpu.sh   # only these CUDA engines
 #
 # The CUDA toolkit (nvcc, cuBLAS headers, a link-only libcuda) comes from $BENCH_CUDA_TOOLKIT, a
 # script printing its exports; by default the build machine's ../shared/cuda/toolkit.sh.
@@ -62,6 +63,10 @@ pack benchmark-runner "${CARGO_TARGET_DIR:-$root/target}/release/benchmark-runne
 
 for row in "${ENGINES[@]}"; do
   read -r bin dir features <<< "$row"
+  if [ -n "${PACK_ENGINES:-}" ] && [[ " $PACK_ENGINES " != *" $bin "* ]]; then
+    log "$bin: not in PACK_ENGINES, not packed"
+    continue
+  fi
   target=$root/$dir/target-cuda
   if [ ! -e "$target" ]; then
     mkdir -p "$cache/target/$(basename "$dir")-cuda"

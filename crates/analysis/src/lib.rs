@@ -19,12 +19,15 @@ pub mod host_state;
 pub mod model;
 pub mod over_runs;
 pub mod plots;
+pub mod probe_parts;
+pub mod rank_correlation;
 pub mod records;
 pub mod reproducibility;
 pub mod request_line;
 pub mod request_store;
 pub mod requests;
 pub mod run;
+pub mod shared_variation;
 pub mod stats;
 pub mod summary;
 

@@ -12,7 +12,9 @@ use serde::Serialize;
 use crate::cell_figures::{cell_values, MIN_N_FOR_INTERVAL};
 use crate::config::{BASELINE, COMPILED_REFERENCE};
 use crate::host_state::{host_states, HostState};
+use crate::probe_parts::{probe_parts, PART_NAMES};
 use crate::run::Run;
+use crate::shared_variation::shared_variation;
 use crate::stats::{mean, median, quantile, sorted, variance, SplitMix64};
 
 /// The goals the measurement issue set: between-run spread of fast-state medians and of paired
@@ -61,6 +63,27 @@ pub struct CellOverRuns {
     pub speedup_vs_baseline_fast: Option<AcrossRuns>,
 }
 
+/// Where a cell's variation comes from, per run (null where the run lacks the figure).
+#[derive(Debug, Clone, Serialize)]
+pub struct CellWhy {
+    pub engine: String,
+    pub workload: String,
+    pub batch_size: usize,
+    pub prompt_tokens: usize,
+    /// ρ with the other engines of the same block ([`crate::shared_variation`]).
+    pub shared_rho: Vec<Option<f64>>,
+    /// ρ with each part of the host probe during the request ([`crate::probe_parts`]), by part.
+    pub part_rho: BTreeMap<String, Vec<Option<f64>>>,
+}
+
+/// A part of the host probe in each run: its (p95 − p5) / p50 and whether it showed two states.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartOverRuns {
+    pub part: String,
+    pub spread: Vec<Option<f64>>,
+    pub two_states: Vec<Option<bool>>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct OverRuns {
     pub runs: Vec<RunIdentity>,
@@ -69,6 +92,9 @@ pub struct OverRuns {
     pub warnings: Vec<String>,
     pub method: &'static str,
     pub cells: Vec<CellOverRuns>,
+    /// The probe's parts in each run (empty when no run kept them).
+    pub probe_parts: Vec<PartOverRuns>,
+    pub why: Vec<CellWhy>,
 }
 
 fn identity(run: &Run) -> RunIdentity {
@@ -187,6 +213,7 @@ pub fn over_runs(runs: &[&Run], allow_mixed: bool) -> anyhow::Result<OverRuns> {
             }
         }
     }
+    let (probe_parts, why) = why(runs);
     let (level, resamples, seed) = (settings.confidence_level, settings.bootstrap_resamples, settings.bootstrap_seed);
     let cells = by_cell
         .into_iter()
@@ -210,7 +237,58 @@ pub fn over_runs(runs: &[&Run], allow_mixed: bool) -> anyhow::Result<OverRuns> {
         warnings,
         method: "per run: the cell's median (overall, and over requests in the fast host state); over runs: the median of those, a hierarchical percentile bootstrap (runs resampled, then requests within each drawn run), and spread = (max − min) / median of the per-run medians. Paired speedups: per block ratio of decode rates where both requests were fast, then as above.",
         cells,
+        probe_parts,
+        why,
     })
+}
+
+/// Per run: each probe part's spread, and each cell's correlations with it and with the other
+/// engines of its blocks.
+fn why(runs: &[&Run]) -> (Vec<PartOverRuns>, Vec<CellWhy>) {
+    type Key = (String, String, usize, usize);
+    let n = runs.len();
+    let mut parts: BTreeMap<&'static str, PartOverRuns> = BTreeMap::new();
+    let mut cells: BTreeMap<Key, CellWhy> = BTreeMap::new();
+    fn cell<'a>(
+        cells: &'a mut BTreeMap<Key, CellWhy>,
+        n: usize,
+        engine: &str,
+        workload: &str,
+        batch_size: usize,
+        prompt_tokens: usize,
+    ) -> &'a mut CellWhy {
+        cells.entry((engine.into(), workload.into(), batch_size, prompt_tokens)).or_insert_with(|| CellWhy {
+            engine: engine.into(),
+            workload: workload.into(),
+            batch_size,
+            prompt_tokens,
+            shared_rho: vec![None; n],
+            part_rho: BTreeMap::new(),
+        })
+    }
+    for (k, run) in runs.iter().enumerate() {
+        for v in shared_variation(run) {
+            cell(&mut cells, n, &v.engine, &v.workload, v.batch_size, v.prompt_tokens).shared_rho[k] = v.rho;
+        }
+        let Some(p) = probe_parts(run) else { continue };
+        for d in &p.parts {
+            let e = parts.entry(d.part).or_insert_with(|| PartOverRuns {
+                part: d.part.into(),
+                spread: vec![None; n],
+                two_states: vec![None; n],
+            });
+            (e.spread[k], e.two_states[k]) = (Some(d.spread), Some(d.two_states));
+        }
+        for c in &p.cells {
+            let w = cell(&mut cells, n, &c.engine, &c.workload, c.batch_size, c.prompt_tokens);
+            for r in &c.rho {
+                w.part_rho.entry(r.part.into()).or_insert_with(|| vec![None; n])[k] = r.rho;
+            }
+        }
+    }
+    // Parts in the probe's order, not the alphabet's.
+    let parts = PART_NAMES.iter().filter_map(|p| parts.remove(p)).collect();
+    (parts, cells.into_values().collect())
 }
 
 pub fn write(out: &Path, o: &OverRuns) -> anyhow::Result<()> {
@@ -256,8 +334,53 @@ pub fn table(o: &OverRuns) -> String {
             mark(sp.map(|s| s.spread), GOAL_SPREAD),
         );
     }
+    out += &why_table(o);
     for w in &o.warnings {
         out += &format!("note: {w}\n");
+    }
+    out
+}
+
+/// Where the variation comes from: the probe's parts run by run, and per cell the median over runs
+/// of each correlation with the request's decode rate.
+fn why_table(o: &OverRuns) -> String {
+    let mut out = String::new();
+    if !o.probe_parts.is_empty() {
+        out += "\nHost probe by part, per run: (p95 − p5) / p50 of its continuous samples (* = two states)\n";
+        for p in &o.probe_parts {
+            let runs: Vec<String> = p
+                .spread
+                .iter()
+                .zip(&p.two_states)
+                .map(|(s, t)| s.map_or("–".into(), |s| format!("{:.0}%{}", 100.0 * s, if *t == Some(true) { "*" } else { "" })))
+                .collect();
+            out += &format!("  {:<8} {}\n", p.part, runs.join(" "));
+        }
+    }
+    if o.why.iter().all(|c| c.shared_rho.iter().all(Option::is_none) && c.part_rho.is_empty()) {
+        return out;
+    }
+    let names: Vec<&str> = PART_NAMES.iter().copied().filter(|p| o.probe_parts.iter().any(|q| q.part == *p)).collect();
+    out += "\nSpearman ρ with the request's decode tok/s, median over runs: with the other engines of its block (shared), with each probe part during the request\n";
+    out += &format!("{:<18} {:<10} {:>4} {:>5} | {:>6} |", "engine", "workload", "b", "p", "shared");
+    for p in &names {
+        out += &format!(" {p:>7}");
+    }
+    out += "\n";
+    let med = |v: &[Option<f64>]| -> String {
+        let present: Vec<f64> = v.iter().flatten().copied().collect();
+        if present.is_empty() {
+            "–".into()
+        } else {
+            format!("{:+.2}", median(&present))
+        }
+    };
+    for c in &o.why {
+        out += &format!("{:<18} {:<10} {:>4} {:>5} | {:>6} |", c.engine, c.workload, c.batch_size, c.prompt_tokens, med(&c.shared_rho));
+        for p in &names {
+            out += &format!(" {:>7}", c.part_rho.get(*p).map_or("–".into(), |v| med(v)));
+        }
+        out += "\n";
     }
     out
 }

@@ -128,10 +128,43 @@ pub struct HostSample {
     pub tag: Tag,
     /// Time of the fixed-work probe: larger is a slower host.
     pub probe_ns: u64,
+    /// The probe's parts (absent in runs before they were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<ProbeParts>,
+    /// The CPU the probe ran on, and the one the tagged engine's main thread last ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_on_cpu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_on_cpu: Option<u32>,
     /// Busy share of all CPUs since the previous sample (/proc/stat).
     pub system_busy_pct: Option<f64>,
     /// The tagged engine process's user + system CPU time so far.
     pub engine_cpu_ms: Option<u64>,
+}
+
+/// Each part of one host probe, in nanoseconds: a dependent integer chain (the core's clock),
+/// independent chains (the core's execution units), a bytecode interpreter (branches and a jump
+/// table), a pointer chase through 64 MiB (memory), and system calls (the kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProbeParts {
+    pub chain_ns: u64,
+    pub ilp_ns: u64,
+    pub interp_ns: u64,
+    pub memory_ns: u64,
+    pub syscall_ns: u64,
+}
+
+impl ProbeParts {
+    pub const NAMES: [&'static str; 5] = ["chain", "ilp", "interp", "memory", "syscall"];
+
+    /// The parts in the order of [`ProbeParts::NAMES`].
+    pub fn values(&self) -> [u64; 5] {
+        [self.chain_ns, self.ilp_ns, self.interp_ns, self.memory_ns, self.syscall_ns]
+    }
+
+    pub fn total_ns(&self) -> u64 {
+        self.values().iter().sum()
+    }
 }
 
 /// A cell (or a whole engine) that produced no measurement, and why.

@@ -183,6 +183,10 @@ pub struct Summary {
     /// Headline figures per latency / throughput cell (never pooled across prompt lengths),
     /// overall and per host state, with paired speedups where the cell was interleaved.
     pub cells: Vec<crate::cell_figures::CellFigures>,
+    /// Each part of the host probe: its distribution, and how each cell's decode rate moved with
+    /// it; absent for runs whose samples do not keep the parts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_parts: Option<crate::probe_parts::ProbePartsReport>,
     /// The GPU's clocks and throttle reasons per cell; `flags` says where it was slowed.
     pub gpu_state: Vec<crate::gpu_state::GpuCellState>,
     /// The copy-bandwidth probe against the GPU's datasheet (a refused reading is not used).
@@ -507,6 +511,7 @@ pub fn assemble(run: &Run, cell_metrics: &[CellMetric], comparisons: &[Compariso
         criteria,
         cells: crate::cell_figures::cell_figures(run, host_states.as_ref(), &[COMPILED_REFERENCE, BASELINE], settings),
         host_states,
+        probe_parts: crate::probe_parts::probe_parts(run),
         gpu_state: crate::gpu_state::gpu_states(run),
         bandwidth_probe: run.bandwidth_check(),
         outputs: Vec::new(),
@@ -614,6 +619,9 @@ pub fn cells_table(s: &Summary) -> String {
             fig(&d.slow),
             if c.interleaved { "" } else { "  (sequential)" }
         );
+    }
+    if let Some(p) = &s.probe_parts {
+        out += &crate::probe_parts::table(p);
     }
     for g in s.gpu_state.iter().filter(|g| !g.flags.is_empty()) {
         out += &format!("⚠ GPU slowed in {} {} {}: {}\n", g.engine, g.workload, g.cell, g.flags.join("; "));

@@ -38,10 +38,13 @@ fn engines_of_a_workload_take_turns_block_by_block() {
     assert_eq!(cells.len(), 4);
     assert!(cells.iter().all(|c| c.status == "ok" && c.completed_requests == 7));
     let host: Vec<HostSample> = read_stream(&raw, "host").unwrap();
-    assert!(!host.is_empty() && host.iter().all(|s| s.probe_ns > 0));
+    assert!(!host.is_empty() && host.iter().all(|s| s.probe_ns > 0 && s.parts.is_some_and(|p| p.total_ns() == s.probe_ns)));
 
     let s = summary::build(&out).unwrap();
     assert!(s.host_states.is_some());
+    let parts = s.probe_parts.as_ref().expect("the continuous samples keep the probe's parts");
+    assert_eq!(parts.parts.iter().map(|p| p.part).collect::<Vec<_>>(), ["chain", "ilp", "interp", "memory", "syscall", "total"]);
+    assert!(parts.parts.iter().all(|p| p.readings == host.len() && p.p50_us > 0.0));
     assert_eq!(s.cells.len(), 4);
     assert!(s.cells.iter().all(|c| c.interleaved && c.decode_tok_per_s.all.as_ref().unwrap().n == 6));
     // No speedup against an engine that is not a reference; the cells are still per prompt length.
