@@ -124,7 +124,7 @@ pub fn cell_values(run: &Run, states: Option<&HostStates>, references: &[&str]) 
     let mut by_cell: BTreeMap<(usize, Key), Vec<Request>> = BTreeMap::new();
     let order: Vec<String> = run.engine_names();
     let rank = |e: &str| order.iter().position(|n| n == e).unwrap_or(order.len());
-    for r in run.requests.iter().filter(|r| !r.warmup && matches!(r.scenario, "latency" | "throughput")) {
+    for r in run.requests.iter().filter(|r| crate::requests::in_static_cell(r)) {
         by_cell.entry((rank(r.engine), (r.engine, r.workload, r.batch_size, r.prompt_tokens))).or_default().push(r);
     }
     let state = |r: &Request| states.and_then(|h| h.of(r));

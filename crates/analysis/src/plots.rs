@@ -297,7 +297,7 @@ pub fn host_timeline(run: &Run, states: Option<&crate::host_state::HostStates>) 
     let t0 = run.requests.iter().map(|r| r.unix_ms).chain(run.host.iter().map(|s| s.unix_ms)).min().unwrap_or(0);
     let secs = |ms: u128| ms.saturating_sub(t0) as f64 / 1000.0;
     let mut by_engine: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    for r in run.requests.iter().filter(|r| !r.warmup && matches!(r.scenario, "latency" | "throughput")) {
+    for r in run.requests.iter().filter(|r| crate::requests::in_static_cell(r)) {
         let Some(tok) = crate::requests::decode_tok_s(&r) else { continue };
         // A request's record is written when it ends: place it at its start.
         let start = secs(r.unix_ms) - r.runner_total_ns as f64 / 1e9;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::host_state::HostStates;
 use crate::rank_correlation::spearman;
-use crate::records::{HostSample, ProbeParts, Request};
+use crate::records::{HostSample, ProbeParts};
 use crate::requests::decode_tok_s;
 use crate::run::Run;
 use crate::stats::{quantile, sorted};
@@ -97,7 +97,7 @@ pub fn probe_parts(run: &Run) -> Option<ProbePartsReport> {
     let order = run.engine_names();
     let rank = |e: &str| order.iter().position(|n| n == e).unwrap_or(order.len());
     let mut by_cell: BTreeMap<(usize, &str, &str, usize, usize), Vec<(f64, [f64; 6])>> = BTreeMap::new();
-    for r in run.requests.iter().filter(|r: &Request| !r.warmup && matches!(r.scenario, "latency" | "throughput")) {
+    for r in run.requests.iter().filter(|r| crate::requests::in_static_cell(r)) {
         // A request's record is written when its answer has been read: it ran for runner_total_ns
         // before unix_ms.
         let from = r.unix_ms.saturating_sub((r.runner_total_ns / 1_000_000) as u128);

@@ -31,6 +31,12 @@ pub fn decode_tok_s(r: &Request) -> Option<f64> {
     (decode_ns > 0).then(|| (r.batch_size * r.token_ns.len()) as f64 / (decode_ns as f64 * 1e-9))
 }
 
+/// A measured request of a latency or throughput cell: the requests per-cell figures are made of
+/// (warm-ups, concurrent load levels and memory cells have figures of their own).
+pub fn in_static_cell(r: &Request) -> bool {
+    !r.warmup && matches!(r.scenario, "latency" | "throughput")
+}
+
 /// Mean time per output token after the first.
 pub fn tpot_ms(r: &Request) -> Option<f64> {
     (!r.token_ns.is_empty()).then(|| r.token_ns.iter().sum::<u64>() as f64 / r.token_ns.len() as f64 / 1e6)

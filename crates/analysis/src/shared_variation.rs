@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::rank_correlation::spearman;
-use crate::records::Request;
 use crate::requests::decode_tok_s;
 use crate::run::Run;
 use crate::stats::median;
@@ -30,7 +29,7 @@ pub struct SharedVariation {
 pub fn shared_variation(run: &Run) -> Vec<SharedVariation> {
     type Cell<'a> = (&'a str, usize, usize);
     let mut blocks: BTreeMap<Cell, BTreeMap<usize, HashMap<&str, f64>>> = BTreeMap::new();
-    for r in run.requests.iter().filter(|r: &Request| !r.warmup && matches!(r.scenario, "latency" | "throughput")) {
+    for r in run.requests.iter().filter(|r| crate::requests::in_static_cell(r)) {
         if let (Some(b), Some(rate)) = (r.block, decode_tok_s(&r)) {
             blocks.entry((r.workload, r.batch_size, r.prompt_tokens)).or_default().entry(b).or_default().insert(r.engine, rate);
         }
