@@ -96,7 +96,9 @@ pub fn probe_parts(run: &Run) -> Option<ProbePartsReport> {
         .collect();
     let order = run.engine_names();
     let rank = |e: &str| order.iter().position(|n| n == e).unwrap_or(order.len());
-    let mut by_cell: BTreeMap<(usize, &str, &str, usize, usize), Vec<(f64, [f64; 6])>> = BTreeMap::new();
+    // (engine rank, engine, workload, batch, prompt) → (decode tok/s, parts during) per request.
+    type Cell<'a> = (usize, &'a str, &'a str, usize, usize);
+    let mut by_cell: BTreeMap<Cell, Vec<(f64, [f64; 6])>> = BTreeMap::new();
     for r in run.requests.iter().filter(|r| crate::requests::in_static_cell(r)) {
         // A request's record is written when its answer has been read: it ran for runner_total_ns
         // before unix_ms.
