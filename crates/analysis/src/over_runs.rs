@@ -13,6 +13,7 @@ use crate::cell_figures::{cell_values, MIN_N_FOR_INTERVAL};
 use crate::config::{BASELINE, COMPILED_REFERENCE};
 use crate::host_state::{host_states, HostState};
 use crate::probe_parts::{probe_parts, PART_NAMES};
+use crate::rank_correlation::chance_level;
 use crate::run::Run;
 use crate::shared_variation::shared_variation;
 use crate::stats::{mean, median, quantile, sorted, variance, SplitMix64};
@@ -362,6 +363,7 @@ fn why_table(o: &OverRuns) -> String {
     }
     let names: Vec<&str> = PART_NAMES.iter().copied().filter(|p| o.probe_parts.iter().any(|q| q.part == *p)).collect();
     out += "\nSpearman ρ with the request's decode tok/s, median over runs: with the other engines of its block (shared), with each probe part during the request\n";
+    out += &format!("(in one run of n requests, |ρ| below 1.96/√(n−1) is within chance: {:.2} at n = 30)\n", chance_level(30));
     out += &format!("{:<18} {:<10} {:>4} {:>5} | {:>6} |", "engine", "workload", "b", "p", "shared");
     for p in &names {
         out += &format!(" {p:>7}");

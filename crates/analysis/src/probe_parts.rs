@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::host_state::HostStates;
-use crate::rank_correlation::spearman;
+use crate::rank_correlation::{spearman, MIN_PAIRS};
 use crate::records::{HostSample, ProbeParts};
 use crate::requests::decode_tok_s;
 use crate::run::Run;
@@ -51,7 +51,8 @@ pub struct CellCorrelations {
     pub prompt_tokens: usize,
     /// Measured requests with at least one sample taken while they ran.
     pub n: usize,
-    /// ρ(decode tok/s, the part's mean during the request), in [`PART_NAMES`] order.
+    /// ρ(decode tok/s, the part's mean during the request), in [`PART_NAMES`] order (null below
+    /// [`MIN_PAIRS`] requests).
     pub rho: Vec<PartRho>,
 }
 
@@ -114,7 +115,11 @@ pub fn probe_parts(run: &Run) -> Option<ProbePartsReport> {
             let rho = PART_NAMES
                 .iter()
                 .enumerate()
-                .map(|(k, &part)| PartRho { part, rho: spearman(&rates, &values.iter().map(|v| v.1[k]).collect::<Vec<_>>()) })
+                .map(|(k, &part)| {
+                    let rho =
+                        (values.len() >= MIN_PAIRS).then(|| spearman(&rates, &values.iter().map(|v| v.1[k]).collect::<Vec<_>>())).flatten();
+                    PartRho { part, rho }
+                })
                 .collect();
             CellCorrelations { engine: engine.into(), workload: workload.into(), batch_size, prompt_tokens, n: values.len(), rho }
         })
@@ -133,7 +138,10 @@ pub fn table(p: &ProbePartsReport) -> String {
         out += &format!(" {} {:.0} µs {:.0} %{}", d.part, d.p50_us, 100.0 * d.spread, if d.two_states { " TWO STATES" } else { "" });
         out += if d.part == "total" { "\n" } else { ";" };
     }
-    out += &format!("ρ(decode tok/s, part during the request), per cell: {}\n", PART_NAMES.join(" / "));
+    out += &format!(
+        "ρ(decode tok/s, part during the request), per cell: {} (|ρ| below 1.96/√(n−1) is within chance; none below n={MIN_PAIRS})\n",
+        PART_NAMES.join(" / ")
+    );
     for c in &p.cells {
         let rho: Vec<String> = c.rho.iter().map(|r| r.rho.map_or("–".into(), |x| format!("{x:+.2}"))).collect();
         out +=

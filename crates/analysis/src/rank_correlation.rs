@@ -1,6 +1,15 @@
 //! Spearman's rank correlation: how far two measures rise and fall together, in any monotone
 //! relation and unmoved by a few extreme values (host readings have long tails).
 
+/// Fewer pairs than this get no ρ in any report: below it even a strong ρ is common by chance.
+pub const MIN_PAIRS: usize = 10;
+
+/// The |ρ| that n unrelated pairs exceed by chance about 5 % of the time (two-sided, the normal
+/// approximation 1.96 / √(n − 1)): a ρ smaller than it in one run says little.
+pub fn chance_level(n: usize) -> f64 {
+    1.96 / ((n.max(2) - 1) as f64).sqrt()
+}
+
 /// Ranks from 1, ties given their average rank.
 fn ranks(xs: &[f64]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..xs.len()).collect();
@@ -53,5 +62,6 @@ mod tests {
         assert!((rho - 0.9).abs() < 1e-12, "{rho}");
         assert_eq!(spearman(&x, &[2.0; 5]), None);
         assert_eq!(spearman(&x[..2], &[1.0, 2.0]), None);
+        assert!((chance_level(30) - 0.364).abs() < 1e-3);
     }
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::rank_correlation::spearman;
+use crate::rank_correlation::{spearman, MIN_PAIRS};
 use crate::requests::decode_tok_s;
 use crate::run::Run;
 use crate::stats::median;
@@ -22,6 +22,7 @@ pub struct SharedVariation {
     pub prompt_tokens: usize,
     /// Blocks holding this engine's request and at least one other engine's.
     pub blocks: usize,
+    /// Null below [`MIN_PAIRS`] blocks.
     pub rho: Option<f64>,
 }
 
@@ -60,7 +61,7 @@ pub fn shared_variation(run: &Run) -> Vec<SharedVariation> {
                     batch_size,
                     prompt_tokens,
                     blocks,
-                    rho: spearman(&mine, &others),
+                    rho: (blocks >= MIN_PAIRS).then(|| spearman(&mine, &others)).flatten(),
                 });
             }
         }
