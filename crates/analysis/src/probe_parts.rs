@@ -16,8 +16,12 @@ use crate::requests::decode_tok_s;
 use crate::run::Run;
 use crate::stats::{quantile, sorted};
 
-/// The parts, then their sum: the names of [`PartDistribution::part`] and [`PartRho::part`].
-pub const PART_NAMES: [&str; 6] = ["chain", "ilp", "interp", "memory", "syscall", "total"];
+/// The parts ([`ProbeParts::NAMES`]), then their sum: the names of [`PartDistribution::part`] and
+/// [`PartRho::part`].
+pub const PART_NAMES: [&str; 6] = {
+    let n = ProbeParts::NAMES;
+    [n[0], n[1], n[2], n[3], n[4], "total"]
+};
 
 fn part_values(p: &ProbeParts) -> [f64; 6] {
     let v = p.values();

@@ -35,15 +35,20 @@ pub fn shared_variation(run: &Run) -> Vec<SharedVariation> {
             blocks.entry((r.workload, r.batch_size, r.prompt_tokens)).or_default().entry(b).or_default().insert(r.engine, rate);
         }
     }
+    // Each engine's median rate per cell, once.
+    let mut medians: BTreeMap<Cell, HashMap<&str, f64>> = BTreeMap::new();
+    for (key, cell) in &blocks {
+        let m = medians.entry(*key).or_default();
+        for e in cell.values().flat_map(|b| b.keys()) {
+            if !m.contains_key(e) {
+                m.insert(e, median(&cell.values().filter_map(|b| b.get(e).copied()).collect::<Vec<_>>()));
+            }
+        }
+    }
     let mut out = Vec::new();
     for engine in run.engine_names() {
-        for (&(workload, batch_size, prompt_tokens), cell) in &blocks {
-            let mut medians: HashMap<&str, f64> = HashMap::new();
-            for e in cell.values().flat_map(|b| b.keys()) {
-                if !medians.contains_key(e) {
-                    medians.insert(e, median(&cell.values().filter_map(|b| b.get(e).copied()).collect::<Vec<_>>()));
-                }
-            }
+        for (key @ &(workload, batch_size, prompt_tokens), cell) in &blocks {
+            let medians = &medians[key];
             let (mut mine, mut others) = (Vec::new(), Vec::new());
             for b in cell.values() {
                 let Some(&rate) = b.get(engine.as_str()) else { continue };

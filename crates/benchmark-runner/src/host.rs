@@ -25,10 +25,11 @@ pub const PERIOD: Duration = Duration::from_millis(50);
 /// each step of the chase is a trip to memory (or to a shared last-level cache under pressure).
 const CHASE_BYTES: usize = 64 << 20;
 
-/// The fixed-work probe, in five parts of roughly equal time (each ~50–150 µs on a current server
+/// The fixed-work probe, in five parts of roughly equal time (each ~30–150 µs on a current server
 /// core), because a launch-bound engine's host work is not one kind of work (an interpreter loop,
-/// library calls, memory traffic, the driver's system calls). A dependent integer chain alone (the core's clock) stayed within ±10 % on the H200
-/// machine while eager decode there varied 2×, so each part is kept and analysed separately.
+/// library calls, memory traffic, the driver's system calls). A dependent integer chain alone (the
+/// core's clock) stayed within ±10 % on the H200 machine while eager decode there varied 2×, so
+/// each part is kept and analysed separately.
 pub struct Probe {
     /// A random single cycle through [`CHASE_BYTES`] of indices (Sattolo's shuffle), and where
     /// the last chase stopped: each probe walks on, so it never finds its own lines in a cache.
