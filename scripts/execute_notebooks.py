@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import queue
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=7200, help="seconds one cell may run (a cold :dep compiles polars: over an hour on 2 busy cores)")
     p.add_argument("--startup-timeout", type=int, default=120, help="seconds the kernel may take to start")
     args = p.parse_args(argv)
+    # Stopped from outside (CI out of time): leave through the kernel's context manager, which shuts
+    # the kernel down with its process group (evcxr's builds included), then exit 143 as SIGTERM would.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     try:
         KernelSpecManager().get_kernel_spec(args.kernel)

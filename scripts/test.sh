@@ -17,7 +17,7 @@ done
 step "End to end: every scenario on the CPU engines (configs/ci-scenarios.yaml)"
 out=results/ci-scenarios-$(date -u +%Y%m%dT%H%M%SZ)
 ./target/release/benchmark-runner --config configs/ci-scenarios.yaml --output "$out" --allow-dirty
-python3 scripts/check_run.py "$out"
+./target/release/benchmark-runner check "$out"
 
 step "The book: build it and check every page in headless Chromium (scripts/book.sh)"
 scripts/book.sh

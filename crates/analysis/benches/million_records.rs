@@ -16,8 +16,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use analysis::records::{LoadLevel, RequestRecord};
-use analysis::stats::SplitMix64;
+use run_format::records::{LoadLevel, RequestRecord};
+use seeded_rng::SplitMix64;
 
 const ENGINES: [&str; 5] = ["pytorch_baseline", "pytorch_compiled", "candle_cuda", "burn_cuda", "mistral_rs_cuda"];
 const LEVELS: [LoadLevel; 4] = [
@@ -123,13 +123,13 @@ fn main() -> anyhow::Result<()> {
     let in_order = fresh.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", ");
     fresh.sort_by(f64::total_cmp);
     println!("fresh process, 5 runs in the order they ran: {in_order} s; median {:.2} s", fresh[2]);
-    // The runner's layout takes the fast path (analysis::request_line); check it does here.
+    // The runner's layout takes the fast path (run_format::request_line); check it does here.
     let text = std::fs::read(&requests)?;
     let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
-    anyhow::ensure!(analysis::request_line::decode(first).is_some(), "the fast path refused the bench's records");
+    anyhow::ensure!(run_format::request_line::decode(first).is_some(), "the fast path refused the bench's records");
     let t = Instant::now();
     let (mut n, mut at, mut tokens) = (0, 0, Vec::new());
-    while let Some((_, _, used)) = analysis::request_line::decode_fields(&text[at..], &mut tokens).filter(|_| n < 100_000) {
+    while let Some((_, _, used)) = run_format::request_line::decode_fields(&text[at..], &mut tokens).filter(|_| n < 100_000) {
         (n, at) = (n + 1, at + used);
     }
     eprintln!("one thread: {n} lines decoded in {:.2} s", t.elapsed().as_secs_f64());
@@ -141,7 +141,7 @@ fn main() -> anyhow::Result<()> {
     let bytes = std::fs::read(&requests)?.len();
     eprintln!("reading the file (copied, not mapped): {bytes} bytes in {:.2} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    let rs = analysis::records::read_requests(&dir.join("raw_data"))?;
+    let rs = run_format::read_requests(&dir.join("raw_data"))?;
     eprintln!("read_requests: {} requests in {:.2} s", rs.len(), t.elapsed().as_secs_f64());
     drop(rs);
     let mut best = f64::INFINITY;
@@ -190,7 +190,7 @@ fn stages(run: analysis::Run) -> anyhow::Result<()> {
     lap("cells (grouping)");
     let metrics = analysis::cells::describe_all(&cells, &settings);
     lap("describe");
-    let comparisons = analysis::compare::compare(&cells, &[analysis::config::BASELINE, analysis::config::COMPILED_REFERENCE], &settings);
+    let comparisons = analysis::compare::compare(&cells, &[run_format::engines::BASELINE, run_format::engines::COMPILED_REFERENCE], &settings);
     lap("compare");
     let _ = analysis::business::roofline(&run, &cells);
     lap("roofline");

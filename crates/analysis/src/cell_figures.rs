@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::config::Settings;
+use run_format::config::Settings;
 use crate::host_state::{HostState, HostStates};
-use crate::records::Request;
+use run_format::Request;
 use crate::requests::decode_tok_s;
 use crate::run::Run;
 use crate::stats::{mean, median_interval, quantile, sorted, variance};
@@ -215,7 +215,7 @@ pub fn cell_figures(run: &Run, states: Option<&HostStates>, references: &[&str],
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::RequestRecord;
+    use run_format::records::RequestRecord;
 
     /// Two engines in interleaved blocks; the host is slow in every third block, and engine `a`
     /// (launch-bound) slows down with it while `b` (GPU-bound) does not.

@@ -5,7 +5,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::Settings;
+use run_format::config::Settings;
 use crate::requests::{CELL_KEYS, METRICS};
 use crate::stats::{mean, median_interval_sorted, quantile, sorted, t_interval, variance, Fences};
 

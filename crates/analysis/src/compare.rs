@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::cells::CellKey;
-use crate::config::Settings;
+use run_format::config::Settings;
 use crate::requests::METRICS;
 use crate::stats::{cliffs_delta_sorted, hodges_lehmann, holm, mann_whitney_u_sorted, quantile, ratio_of_medians, sorted, welch_t};
 
@@ -217,7 +217,7 @@ mod tests {
     fn closed_form_speedup_interval_agrees_with_resampling() {
         // Just above the switch: skewed samples around 100 and 50 (ratio 2).
         let n = crate::stats::EXACT_BOOTSTRAP_ABOVE + 1;
-        let mut g = crate::stats::SplitMix64(11);
+        let mut g = seeded_rng::SplitMix64(11);
         let mut draw = |scale: f64| -> Vec<f64> { (0..n).map(|_| scale * (1.0 + (g.next_u64() % 1000) as f64 / 2000.0).powi(3)).collect() };
         let (a, b) = (draw(100.0), draw(50.0));
         let closed = ratio_closed_form(&sorted(&a), &sorted(&b), 0.95).unwrap();

@@ -41,7 +41,7 @@ pub fn gpu_states(run: &Run) -> Vec<GpuCellState> {
         .environment
         .pointer("/gpus/0/max_sm_clock_mhz")
         .and_then(|v| v.as_str().and_then(|s| s.trim().parse::<u32>().ok()).or_else(|| v.as_u64().map(|x| x as u32)));
-    let mut by_cell: BTreeMap<(String, String, String), Vec<&crate::records::Sample>> = BTreeMap::new();
+    let mut by_cell: BTreeMap<(String, String, String), Vec<&run_format::records::Sample>> = BTreeMap::new();
     for s in run.monitor.iter().filter(|s| s.tag.phase.as_deref() == Some("measured")) {
         let (Some(e), Some(w), Some(c)) = (&s.tag.engine, &s.tag.workload, &s.tag.cell) else { continue };
         by_cell.entry((e.clone(), w.clone(), c.clone())).or_default().push(s);
@@ -49,7 +49,7 @@ pub fn gpu_states(run: &Run) -> Vec<GpuCellState> {
     by_cell
         .into_iter()
         .map(|((engine, workload, cell), samples)| {
-            let busy: Vec<&&crate::records::Sample> = samples.iter().filter(|s| s.throttle_reasons.unwrap_or(0) & GPU_IDLE == 0).collect();
+            let busy: Vec<&&run_format::records::Sample> = samples.iter().filter(|s| s.throttle_reasons.unwrap_or(0) & GPU_IDLE == 0).collect();
             let clocks: Vec<u32> = busy.iter().filter_map(|s| s.sm_clock_mhz).collect();
             let throttle_reasons = samples.iter().filter_map(|s| s.throttle_reasons).fold(0, |a, b| a | b);
             let mut flags = Vec::new();
@@ -85,10 +85,10 @@ mod tests {
 
     #[test]
     fn slowed_cells_are_flagged_and_idle_samples_do_not_count() {
-        let sample = |cell: &str, clock: u32, reasons: u64| crate::records::Sample {
+        let sample = |cell: &str, clock: u32, reasons: u64| run_format::records::Sample {
             schema: 1,
             unix_ms: 0,
-            tag: crate::records::Tag {
+            tag: run_format::records::Tag {
                 engine: Some("e".into()),
                 workload: Some("w".into()),
                 cell: Some(cell.into()),

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::records::Request;
+use run_format::Request;
 use crate::run::Run;
 use crate::stats::{quantile, sorted};
 
@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn two_speeds_are_told_apart_and_one_speed_is_one_state() {
         // A host at ~200 µs or ~360 µs per probe, with jitter: two states, split between them.
-        let mut rng = crate::stats::SplitMix64(5);
+        let mut rng = seeded_rng::SplitMix64(5);
         let mut jitter = || 1.0 + (rng.next_u64() % 1000) as f64 / 1000.0 * 0.06;
         let two: Vec<f64> = (0..600).map(|i| if (i / 50) % 3 == 2 { 360e3 } else { 200e3 } * jitter()).collect();
         let h = HostStates::from_readings(&two).unwrap();
@@ -186,7 +186,7 @@ mod tests {
     fn a_request_is_fast_slow_or_mixed_by_its_two_probes() {
         let h = HostStates::from_readings(&(0..100).map(|i| if i < 50 { 100e3 } else { 200e3 }).collect::<Vec<_>>()).unwrap();
         let mut r = crate::requests::tests::request("e", 1, 5, &[5]);
-        let state = |r: &crate::records::RequestRecord| h.of(&Request::from(r));
+        let state = |r: &run_format::records::RequestRecord| h.of(&Request::from(r));
         assert_eq!(state(&r), None);
         (r.host_probe_before_ns, r.host_probe_after_ns) = (Some(100_000), Some(101_000));
         assert_eq!(state(&r), Some(HostState::Fast));

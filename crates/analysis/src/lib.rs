@@ -9,31 +9,31 @@
 //! ```
 
 pub mod bandwidth;
-pub mod business;
 pub mod cell_figures;
 pub mod cells;
 pub mod compare;
-pub mod config;
+pub mod cost;
+pub mod criteria;
 pub mod gpu_state;
 pub mod host_state;
-pub mod model;
 pub mod over_runs;
 pub mod plots;
 pub mod probe_parts;
 pub mod rank_correlation;
-pub mod records;
+pub mod rederive;
 pub mod reproducibility;
-pub mod request_line;
-pub mod request_store;
+pub mod roofline;
 pub mod requests;
 pub mod run;
 pub mod shared_variation;
 pub mod stats;
 pub mod summary;
+pub mod tiers;
 
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
+use run_format::engines::{BASELINE, COMPILED_REFERENCE};
 
 pub use run::Run;
 pub use summary::Summary;
@@ -47,7 +47,7 @@ pub struct Report {
     pub cells: Vec<(cells::CellKey, Vec<Vec<f64>>)>,
     pub cell_metrics: Vec<cells::CellMetric>,
     pub comparisons: Vec<compare::Comparison>,
-    pub roofline: Vec<business::RooflinePoint>,
+    pub roofline: Vec<roofline::RooflinePoint>,
     pub summary: Summary,
 }
 
@@ -61,13 +61,18 @@ pub fn analyze(run_dir: &Path) -> anyhow::Result<Report> {
     analyze_loaded(run)
 }
 
+/// Reads a run and builds its summary (no files written).
+pub fn summarize(run_dir: &Path) -> anyhow::Result<Summary> {
+    Ok(analyze(run_dir)?.summary)
+}
+
 pub fn analyze_loaded(run: Run) -> anyhow::Result<Report> {
     let settings = run.config.analysis.clone();
     let requests = requests::frame(&[&run]).map_err(polars_err("building the requests table"))?;
     let cells = cells::samples(&requests).map_err(polars_err("grouping requests into cells"))?;
     let cell_metrics = cells::describe_all(&cells, &settings);
-    let comparisons = compare::compare(&cells, &[config::BASELINE, config::COMPILED_REFERENCE], &settings);
-    let roofline = business::roofline(&run, &cells);
+    let comparisons = compare::compare(&cells, &[BASELINE, COMPILED_REFERENCE], &settings);
+    let roofline = roofline::roofline(&run, &cells);
     let summary = summary::assemble(&run, &cell_metrics, &comparisons, &cells);
     Ok(Report { run, requests, cells, cell_metrics, comparisons, roofline, summary })
 }
@@ -168,9 +173,14 @@ pub fn reproducibility(reports: &[&Report]) -> Reproducibility {
     Reproducibility { spreads, per_engine }
 }
 
+/// `reproducibility.json`'s content.
+pub fn reproducibility_json(r: &Reproducibility, runs: &[String]) -> serde_json::Value {
+    serde_json::json!({ "runs": runs, "per_engine": r.per_engine, "cells": r.spreads })
+}
+
 pub fn write_reproducibility(out: &Path, r: &Reproducibility, runs: &[String]) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
-    let json = serde_json::json!({ "runs": runs, "per_engine": r.per_engine, "cells": r.spreads });
+    let json = reproducibility_json(r, runs);
     let path = out.join("reproducibility.json");
     std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n").map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     write_table(out, "reproducibility", &mut to_frame(&r.spreads)?)?;

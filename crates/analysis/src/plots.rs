@@ -3,8 +3,8 @@
 
 use plotters::prelude::*;
 
-use crate::business::RooflinePoint;
-use crate::records::LoadLevel;
+use crate::roofline::RooflinePoint;
+use run_format::records::LoadLevel;
 use crate::run::Run;
 use crate::summary::{headline_requests, Summary};
 
@@ -242,10 +242,14 @@ pub fn load_percentiles(summary: &Summary) -> anyhow::Result<String> {
 }
 
 /// GPU power and utilisation over the run, each sample coloured by the engine that held the GPU.
+/// How many NVML samples the GPU timeline draws at most.
+pub const TIMELINE_SAMPLES: usize = 200;
+
 pub fn gpu_timeline(run: &Run) -> anyhow::Result<String> {
     let t0 = run.monitor.first().map_or(0, |s| s.unix_ms);
-    // At most ~4000 points: a 10-minute run at 25 Hz would otherwise make a multi-megabyte SVG.
-    let every = run.monitor.len().div_ceil(4000).max(1);
+    // At most 200 samples, evenly spaced: each is a circle in both panels, and a 10-minute run at
+    // 25 Hz would otherwise make a multi-megabyte SVG (the chart stays under 100 KB).
+    let every = run.monitor.len().div_ceil(TIMELINE_SAMPLES).max(1);
     let tagged: Vec<(&str, f64, Option<f64>, Option<f64>)> = run
         .monitor
         .iter()
@@ -265,7 +269,7 @@ pub fn gpu_timeline(run: &Run) -> anyhow::Result<String> {
         engines.sort();
         engines.dedup();
         for (area, title, y_desc, top, pick) in [
-            (&upper, "GPU power and utilisation over the run (NVML, every sample up to 4000)", "power (W)", top_power, 2usize),
+            (&upper, "GPU power and utilisation over the run (NVML, up to 200 samples evenly spaced)", "power (W)", top_power, 2usize),
             (&lower, "", "utilisation (%)", 105.0, 3usize),
         ] {
             let mut chart = ChartBuilder::on(area)

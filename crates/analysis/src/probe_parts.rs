@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::host_state::HostStates;
 use crate::rank_correlation::{spearman, MIN_PAIRS};
-use crate::records::{HostSample, ProbeParts};
+use run_format::records::{HostSample, ProbeParts};
 use crate::requests::decode_tok_s;
 use crate::run::Run;
 use crate::stats::{quantile, sorted};
@@ -157,7 +157,7 @@ pub fn table(p: &ProbePartsReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::Tag;
+    use run_format::records::Tag;
 
     fn sample(unix_ms: u128, memory_ns: u64) -> HostSample {
         // interp jitters on its own, unrelated to the engine.

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::cells::CellMetric;
-use crate::config::Settings;
+use run_format::config::Settings;
 use crate::stats::mean;
 
 /// The figures whose reproducibility is reported.

@@ -5,8 +5,9 @@
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::records::{LoadLevel, Request};
-use crate::request_store::Block;
+use run_format::records::LoadLevel;
+use run_format::Request;
+use run_format::request_store::Block;
 use crate::run::Run;
 
 /// The per-request figures, their column names and units. Engine-side timings are the engine's own
@@ -242,38 +243,10 @@ fn categorical(name: &str, distinct: &[&str], codes: Vec<u32>) -> PolarsResult<C
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::records::RequestRecord;
+    use run_format::records::RequestRecord;
 
     pub fn request(engine: &str, batch: usize, ttft_ms: u64, token_ms: &[u64]) -> RequestRecord {
-        let token_ns: Vec<u64> = token_ms.iter().map(|t| t * 1_000_000).collect();
-        let total_ns = ttft_ms * 1_000_000 + token_ns.iter().sum::<u64>();
-        RequestRecord {
-            schema: 1,
-            engine: engine.into(),
-            workload: "latency".into(),
-            scenario: "latency".into(),
-            device: "cpu".into(),
-            dtype: "f32".into(),
-            batch_size: batch,
-            prompt_tokens: 16,
-            max_new_tokens: token_ms.len() + 1,
-            warmup: false,
-            iteration: 0,
-            generated_tokens: batch * (token_ms.len() + 1),
-            queue_ns: 0,
-            ttft_ns: ttft_ms * 1_000_000,
-            token_ns,
-            total_ns,
-            runner_ttft_ns: None,
-            runner_total_ns: total_ns + 1_000_000,
-            load: None,
-            sent_offset_ns: None,
-            unix_ms: 0,
-            block: None,
-            attempt: None,
-            host_probe_before_ns: None,
-            host_probe_after_ns: None,
-        }
+        run_format::testing::request(engine, batch, ttft_ms, token_ms)
     }
 
     pub fn run(id: &str, requests: Vec<RequestRecord>) -> Run {

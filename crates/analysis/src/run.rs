@@ -5,12 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::config::RunConfig;
-use crate::model::ModelShape;
-use crate::records::{
-    read_requests, read_stream, AttemptRecord, CellRecord, CorrectnessRecord, EngineRecord, FailureRecord, HostSample, Request,
-    RequestRecord, Requests, Sample,
-};
+use run_format::config::RunConfig;
+use run_format::model::ModelShape;
+use run_format::records::{AttemptRecord, CellRecord, CorrectnessRecord, EngineRecord, FailureRecord, HostSample, RequestRecord, Sample};
+use run_format::{read_requests, read_stream, Request, Requests};
 
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -40,7 +38,7 @@ pub struct Run {
 /// count, as they always did.
 fn without_abandoned_cells(requests: Requests, cells: &[CellRecord]) -> Requests {
     type Key = (String, String, usize, usize, String, u32);
-    fn key(engine: &str, workload: &str, batch: usize, prompt: usize, load: Option<crate::records::LoadLevel>, attempt: u32) -> Key {
+    fn key(engine: &str, workload: &str, batch: usize, prompt: usize, load: Option<run_format::records::LoadLevel>, attempt: u32) -> Key {
         (engine.into(), workload.into(), batch, prompt, load.map(|l| l.label()).unwrap_or_default(), attempt)
     }
     let finished: std::collections::HashSet<Key> =

@@ -143,3 +143,12 @@ fn bad_input_names_file_and_line() {
     assert!(err.contains("config.yaml: analysis.confidence_level"), "{err}");
     std::fs::remove_dir_all(base).unwrap();
 }
+
+#[test]
+fn the_gpu_timeline_of_the_longest_committed_run_stays_small() {
+    let run = analysis::Run::load(&committed("h200-1-gpu1")).unwrap();
+    assert!(run.monitor.len() > 4 * analysis::plots::TIMELINE_SAMPLES, "{} samples", run.monitor.len());
+    let svg = analysis::plots::gpu_timeline(&run).unwrap();
+    assert!(svg.len() <= 100_000, "{} bytes", svg.len());
+    assert!(svg.matches("<circle").count() <= 2 * analysis::plots::TIMELINE_SAMPLES + 20);
+}

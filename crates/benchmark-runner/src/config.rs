@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use shared_protocol::Dtype;
 
-pub use analysis::config::{Settings as Analysis, Slo, KNOWN_TESTS};
+pub use run_format::config::{Settings as Analysis, Slo, KNOWN_TESTS};
 
 use crate::registry::Registry;
 

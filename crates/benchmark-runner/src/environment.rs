@@ -72,7 +72,7 @@ pub fn collect(root: &Path, model: &Path) -> Value {
         "memory_bytes": memory_bytes(),
         "gpus": gpus(),
         "checkpoint": checkpoint(model),
-        "started_unix_ms": crate::records::unix_ms(),
+        "started_unix_ms": run_format::records::unix_ms(),
     })
 }
 

@@ -8,10 +8,10 @@ use shared_protocol::{Dtype, LogitsRequest, LogitsResult};
 use crate::config::Correctness;
 use crate::process::{EngineProcess, Fault};
 use crate::prompts::prompt_tokens;
-use crate::records::{CorrectnessRecord, SCHEMA};
+use run_format::records::{CorrectnessRecord, SCHEMA};
 
 /// The engine whose answers are the reference.
-pub const REFERENCE_ENGINE: &str = analysis::config::BASELINE;
+pub const REFERENCE_ENGINE: &str = run_format::engines::BASELINE;
 
 /// Probe prompts use their own seed range, apart from the timed prompts.
 const PROBE_SEED: u64 = 0xC0FF_EE00;

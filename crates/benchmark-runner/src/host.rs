@@ -12,9 +12,9 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::records::{unix_ms, SCHEMA};
-pub use crate::records::{HostSample, ProbeParts, Tag};
-use crate::rng::SplitMix64;
+use run_format::records::{unix_ms, SCHEMA};
+pub use run_format::records::{HostSample, ProbeParts, Tag};
+use seeded_rng::SplitMix64;
 use crate::sampler::SamplerThread;
 
 /// 20 Hz: often enough to see episodes of a few seconds, cheap enough (a probe is ~0.3–0.5 ms)

@@ -10,9 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Workload;
 use crate::process::{EngineProcess, Fault};
-use crate::records::{unix_ms, CellRecord, SCHEMA};
+use run_format::records::{unix_ms, CellRecord, SCHEMA};
 use crate::registry::EngineSpec;
-use crate::rng::SplitMix64;
+use seeded_rng::SplitMix64;
 use crate::run::{fail, plan, Around, Cell, Launch, Runner};
 use crate::stop::stopping;
 

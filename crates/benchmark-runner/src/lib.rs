@@ -1,27 +1,22 @@
 //! The benchmark runner: reads a config, drives engines in their own processes over the protocol,
 //! and writes the run directory (ARCHITECTURE.md, "The run directory").
 
+pub mod concurrent_load;
 pub mod config;
 pub mod environment;
 pub mod gate;
 pub mod host;
 pub mod interleaved;
-pub mod load;
 pub mod monitor;
 pub mod process;
 pub mod prompts;
 pub mod provenance;
 pub mod registry;
-pub mod rng;
 pub mod run;
+pub mod run_check;
 pub mod sampler;
 pub mod stop;
-
-// The run directory's record types and the model shape live in the analysis crate, which reads
-// what the runner writes; re-exported under their old paths.
-pub use analysis::model as checkpoint;
-pub use analysis::records;
-pub use analysis::summary;
+pub mod terminal_table;
 
 use std::path::{Path, PathBuf};
 

@@ -7,7 +7,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use benchmark_runner::{config::Config, project_root, provenance, registry::Registry, run, summary};
+use benchmark_runner::{config::Config, project_root, provenance, registry::Registry, run, terminal_table};
 
 /// Runs LLM inference engines side by side and writes a run directory of raw measurements.
 ///
@@ -67,10 +67,21 @@ enum Cmd {
         #[arg(long)]
         allow_mixed: bool,
     },
-    /// Validate a configuration without running anything.
+    /// Write every derived file of a results folder again from raw data: each run's summary.json,
+    /// tables/ and plots/, and each folder pooling runs (over runs, reproducibility). `git diff`
+    /// then shows whether any committed figure moved.
+    Rederive {
+        #[arg(default_value = "results")]
+        results: PathBuf,
+    },
+    /// Validate a configuration without running anything (--config FILE), or check a finished run
+    /// the way a reviewer would (RUN_DIR): no failures, the gate passed, every scenario measured,
+    /// timings consistent, host probes and blocks complete, summary.json what its raw data gives.
     Check {
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[arg(long, value_name = "FILE", conflicts_with = "run", required_unless_present = "run")]
+        config: Option<PathBuf>,
+        #[arg(value_name = "RUN_DIR")]
+        run: Option<PathBuf>,
     },
 }
 
@@ -117,7 +128,7 @@ fn real_main() -> anyhow::Result<()> {
                 let started = std::time::Instant::now();
                 let mut report = analysis::analyze(run)?;
                 analysis::write(&mut report)?;
-                print!("{}", summary::table(&report.summary));
+                print!("{}", terminal_table::table(&report.summary));
                 eprintln!("{}: analysed {} requests in {:.2} s", run.display(), report.run.requests.len(), started.elapsed().as_secs_f64());
                 reports.push(report);
             }
@@ -144,11 +155,33 @@ fn real_main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Some(Cmd::Check { config }) => {
+        Some(Cmd::Rederive { results }) => {
+            let started = std::time::Instant::now();
+            let done = analysis::rederive::rederive(&results)?;
+            for (d, files) in &done {
+                eprintln!("{}: {files} files", d.dir().display());
+            }
+            eprintln!("re-derived {} folders of {} in {:.1} s", done.len(), results.display(), started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Some(Cmd::Check { config: Some(config), .. }) => {
             Config::load(&config, &root, &registry)?;
             eprintln!("{}: ok", config.display());
             Ok(())
         }
+        Some(Cmd::Check { run: Some(run), .. }) => match benchmark_runner::run_check::check(&run)? {
+            Ok(line) => {
+                println!("{}: {line}", run.display());
+                Ok(())
+            }
+            Err(problems) => {
+                for p in &problems {
+                    println!("{}: {p}", run.display());
+                }
+                anyhow::bail!("{}: {} problems", run.display(), problems.len())
+            }
+        },
+        Some(Cmd::Check { .. }) => anyhow::bail!("give --config FILE or RUN_DIR"),
         None => {
             benchmark_runner::stop::install_signal_handlers().context("installing the Ctrl-C / SIGTERM handlers")?;
             let (ended, output) = if let Some(output) = cli.resume {
@@ -175,7 +208,7 @@ fn real_main() -> anyhow::Result<()> {
             };
             let mut report = analysis::analyze(&output)?;
             analysis::write(&mut report)?;
-            print!("{}", summary::table(&report.summary));
+            print!("{}", terminal_table::table(&report.summary));
             match ended {
                 run::Ended::Finished => eprintln!("run directory: {}", output.display()),
                 run::Ended::Interrupted => {

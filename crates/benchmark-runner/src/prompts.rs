@@ -8,7 +8,7 @@ pub const BOS: u32 = 128_000;
 
 pub fn prompt_tokens(len: usize, seed: u64, vocab_size: usize) -> Vec<u32> {
     let range = ORDINARY.min(vocab_size as u64);
-    let mut rng = crate::rng::SplitMix64(seed ^ (len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = seeded_rng::SplitMix64(seed ^ (len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let bos = if (BOS as usize) < vocab_size { BOS } else { 0 };
     std::iter::once(bos).chain((1..len).map(|_| (rng.next_u64() % range) as u32)).take(len).collect()
 }

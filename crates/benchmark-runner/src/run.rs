@@ -9,15 +9,16 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use shared_protocol::{Dtype, GenerateRequest, LoadRequest, LogitsResult, PROTOCOL_VERSION};
 
-use crate::checkpoint::ModelShape;
+use run_format::model::ModelShape;
 use crate::config::{Config, Scenario, Workload};
 use crate::gate;
 use crate::host::HostProbe;
-use crate::load::{self, LevelOutcome};
+use crate::concurrent_load::{self, LevelOutcome};
 use crate::monitor::{Monitor, Tag};
 use crate::process::{EngineProcess, Fault, Timed};
 use crate::prompts::prompt_tokens;
-use crate::records::{unix_ms, AttemptRecord, CellRecord, EngineRecord, FailureRecord, LoadLevel, RawData, RequestRecord, SCHEMA};
+use run_format::records::{unix_ms, AttemptRecord, CellRecord, EngineRecord, FailureRecord, LoadLevel, RequestRecord, SCHEMA};
+use run_format::RawData;
 use crate::registry::{EngineSpec, Registry};
 use crate::stop::stopping;
 
@@ -158,10 +159,10 @@ pub fn execute(cfg: &Config, config_text: &str, registry: &Registry, paths: &Run
 /// Continues the run in `paths.output` (its own config.yaml) at its first unfinished cell.
 pub fn resume(cfg: &Config, registry: &Registry, paths: &RunPaths) -> anyhow::Result<Ended> {
     let raw = paths.output.join("raw_data");
-    let attempts: Vec<AttemptRecord> = analysis::records::read_stream(&raw, "attempts")?;
-    let cells: Vec<CellRecord> = analysis::records::read_stream(&raw, "cells")?;
-    let failures: Vec<FailureRecord> = analysis::records::read_stream(&raw, "failures")?;
-    let correctness: Vec<crate::records::CorrectnessRecord> = analysis::records::read_stream(&raw, "correctness")?;
+    let attempts: Vec<AttemptRecord> = run_format::read_stream(&raw, "attempts")?;
+    let cells: Vec<CellRecord> = run_format::read_stream(&raw, "cells")?;
+    let failures: Vec<FailureRecord> = run_format::read_stream(&raw, "failures")?;
+    let correctness: Vec<run_format::records::CorrectnessRecord> = run_format::read_stream(&raw, "correctness")?;
     let last = attempts.iter().map(|a| a.attempt).max().unwrap_or(1);
     let env = crate::environment::collect(&paths.root, &cfg.benchmark.model_path);
     let mut runner = Runner::new(cfg, registry, paths, last + 1, &env)?;
@@ -737,7 +738,7 @@ impl Runner<'_> {
         let index: HashMap<String, usize> = requests.iter().enumerate().map(|(k, r)| (r.id.clone(), k)).collect();
         self.tag_phase(l, Some(w), Some(cell), p.pid(), Some("measured"));
         let seed = b.seed ^ (cell.prompt as u64).rotate_left(32);
-        let LevelOutcome { completed, failed, fault, .. } = load::drive(p, level, requests, seed, b.request_timeout_s);
+        let LevelOutcome { completed, failed, fault, .. } = concurrent_load::drive(p, level, requests, seed, b.request_timeout_s);
         for c in completed {
             let k = index[&c.timed.done.id];
             out.completed += 1;

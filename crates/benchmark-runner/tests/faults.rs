@@ -7,9 +7,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use benchmark_runner::config::Config;
-use benchmark_runner::records::{read_stream, CorrectnessRecord, FailureRecord, RequestRecord};
+use run_format::read_stream;
+use run_format::records::{CorrectnessRecord, FailureRecord, RequestRecord};
 use benchmark_runner::registry::Registry;
-use benchmark_runner::{run, summary};
+use benchmark_runner::{run, terminal_table};
 
 fn fake(name: &str, mode: &str) -> benchmark_runner::registry::EngineSpec {
     common::fake(name, &[("mode", mode.into())])
@@ -82,12 +83,12 @@ fn every_fault_is_recorded_and_the_run_goes_on() {
     assert_eq!(wrong.len(), 1);
     assert!(!wrong[0].passed && wrong[0].greedy_match_steps == 0 && (wrong[0].max_rel_logit_err - 0.2).abs() < 1e-9);
 
-    let s = summary::build(&out).unwrap();
+    let s = analysis::summarize(&out).unwrap();
     let status = |n: &str| s.engines.iter().find(|e| e.name == n).unwrap().status.clone();
     assert_eq!(status("steady"), "ok");
     assert_eq!(status("crashy"), "partial");
     assert_eq!(status("broken"), "failed");
-    let table = summary::table(&s);
+    let table = terminal_table::table(&s);
     assert!(table.contains("❌ broken") && table.contains("weights are corrupt"), "{table}");
     assert!(table.contains("wrong") && table.contains("⚠ differs from reference"), "{table}");
     assert!(table.contains("🏁 pytorch_baseline"), "{table}");

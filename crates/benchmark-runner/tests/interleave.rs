@@ -5,9 +5,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use benchmark_runner::records::{read_stream, CellRecord, HostSample, RequestRecord};
+use run_format::read_stream;
+use run_format::records::{CellRecord, HostSample, RequestRecord};
 use benchmark_runner::registry::Registry;
-use benchmark_runner::summary;
+use benchmark_runner::terminal_table;
 
 #[test]
 fn engines_of_a_workload_take_turns_block_by_block() {
@@ -40,7 +41,7 @@ fn engines_of_a_workload_take_turns_block_by_block() {
     let host: Vec<HostSample> = read_stream(&raw, "host").unwrap();
     assert!(!host.is_empty() && host.iter().all(|s| s.probe_ns > 0 && s.parts.is_some_and(|p| p.total_ns() == s.probe_ns)));
 
-    let s = summary::build(&out).unwrap();
+    let s = analysis::summarize(&out).unwrap();
     assert!(s.host_states.is_some());
     let parts = s.probe_parts.as_ref().expect("the continuous samples keep the probe's parts");
     assert_eq!(parts.parts.iter().map(|p| p.part).collect::<Vec<_>>(), ["chain", "ilp", "interp", "memory", "syscall", "total"]);
@@ -49,6 +50,44 @@ fn engines_of_a_workload_take_turns_block_by_block() {
     assert!(s.cells.iter().all(|c| c.interleaved && c.decode_tok_per_s.all.as_ref().unwrap().n == 6));
     // No speedup against an engine that is not a reference; the cells are still per prompt length.
     assert!(s.cells.iter().all(|c| c.speedups.is_empty()));
-    let table = summary::table(&s);
+    let table = terminal_table::table(&s);
     assert!(table.contains("Per cell, decode tok/s"), "{table}");
+}
+
+#[test]
+fn the_run_check_names_what_a_reviewer_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::stub_model(dir.path(), &model_synth::Preset::Tiny.shape().config_json().to_string());
+    let text = format!(
+        "benchmark: {{name: c, model_path: {}, warmup_iterations: 1, request_timeout_s: 10}}\nengines: [one, two]\ncorrectness: {{enabled: false}}\nworkloads:\n  - {{name: lat, sequence_lengths: [8], iterations: 4, max_new_tokens: 3}}\n",
+        model.display()
+    );
+    let registry = Registry::with(vec![common::fake("one", &[]), common::fake("two", &[])]);
+    let out = common::run_config(dir.path(), &text, &registry);
+    analysis::write(&mut analysis::analyze(&out).unwrap()).unwrap();
+    // The gate was off: that, and only that, is reported for each engine.
+    let problems = benchmark_runner::run_check::check(&out).unwrap().unwrap_err();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems.iter().all(|p| p.contains("correctness gate")), "{problems:?}");
+
+    // A request whose times do not add up, and a block holding one engine twice.
+    let path = out.join("raw_data/requests.jsonl");
+    let mut requests: Vec<serde_json::Value> =
+        std::fs::read_to_string(&path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let measured: Vec<usize> = (0..requests.len()).filter(|&i| requests[i]["warmup"] == false).collect();
+    requests[measured[0]]["total_ns"] = (requests[measured[0]]["total_ns"].as_u64().unwrap() + 1).into();
+    let twin = requests[measured[1]].clone();
+    requests.push(twin);
+    std::fs::write(&path, requests.iter().map(|r| r.to_string() + "\n").collect::<String>()).unwrap();
+    let problems = benchmark_runner::run_check::check(&out).unwrap().unwrap_err();
+    assert!(problems.iter().any(|p| p.contains("timings do not add up")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("an engine measured twice")), "{problems:?}");
+
+    // A summary.json edited by hand is not what its raw data gives.
+    let path = out.join("summary.json");
+    let mut summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    summary["engines"][0]["decode_tok_per_s"]["median"] = 1.0.into();
+    std::fs::write(&path, summary.to_string()).unwrap();
+    let problems = benchmark_runner::run_check::check(&out).unwrap().unwrap_err();
+    assert!(problems.iter().any(|p| p.contains("summary.json differs")), "{problems:?}");
 }

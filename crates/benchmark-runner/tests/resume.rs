@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use benchmark_runner::records::{read_stream, AttemptRecord, CellRecord};
+use run_format::read_stream;
+use run_format::records::{AttemptRecord, CellRecord};
 
 /// A project root whose PyTorch engines are the fake engine (the registry runs
 /// `engines/pytorch-baseline/engine.py` for both).

@@ -6,9 +6,9 @@ mod common;
 
 use std::path::PathBuf;
 
-use benchmark_runner::records::{read_stream, CellRecord, FailureRecord, LoadLevel, RequestRecord};
+use run_format::read_stream;
+use run_format::records::{CellRecord, FailureRecord, LoadLevel, RequestRecord};
 use benchmark_runner::registry::Registry;
-use benchmark_runner::summary;
 
 fn run_yaml(workloads: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -37,7 +37,7 @@ fn the_throughput_sweep_records_out_of_memory_and_skips_larger_batches() {
     let cells: Vec<CellRecord> = read_stream(&raw, "cells").unwrap();
     let status: Vec<(usize, &str)> = cells.iter().map(|c| (c.batch_size, c.status.as_str())).collect();
     assert_eq!(status, vec![(1, "ok"), (2, "ok"), (4, "failed")]);
-    let s = summary::build(&out).unwrap();
+    let s = analysis::summarize(&out).unwrap();
     let tp = &s.engines[0].scenarios.throughput;
     assert_eq!(tp.iter().map(|p| p.batch_size).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(s.engines[0].status, "partial");
@@ -62,7 +62,7 @@ fn load_levels_send_every_request_and_record_when() {
     assert!(offsets[2] < offsets[3], "{offsets:?}");
     // The third of the first three waits for two whole requests before its first token.
     assert!(closed.iter().any(|r| r.runner_ttft_ns.unwrap() > r.ttft_ns + r.total_ns), "some request queued behind others");
-    let s = summary::build(&out).unwrap();
+    let s = analysis::summarize(&out).unwrap();
     let points = &s.engines[0].scenarios.load;
     assert_eq!(points.len(), 2);
     assert!(points.iter().all(|p| p.completed == 6 && p.goodput_fraction == Some(1.0) && p.meets_slo == Some(true)));

@@ -1,7 +1,7 @@
 //! Seeded random bf16 weights, written as one safetensors file.
 //!
-//! The generator is defined here (SplitMix64), not taken from a crate, so the bytes for a seed can
-//! never change under a dependency update. Each tensor is cut into fixed chunks with their own
+//! The generator is the project's own SplitMix64 (`seeded-rng`), so the bytes for a seed never
+//! change under a dependency update. Each tensor is cut into fixed chunks with their own
 //! stream, so the result does not depend on how many threads write it.
 
 use std::io::Write;
@@ -9,25 +9,11 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use seeded_rng::SplitMix64;
+
 use crate::{LlamaShape, SynthError};
 
 const CHUNK: usize = 1 << 16;
-
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    fn symmetric(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
 
 fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
@@ -63,7 +49,7 @@ fn tensor_bytes(seed: u64, name: &str, len: usize, (center, spread): (f32, f32))
     out.par_chunks_mut(CHUNK * 2).enumerate().for_each(|(c, bytes)| {
         let mut rng = SplitMix64(base.wrapping_add((c as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)));
         for pair in bytes.chunks_exact_mut(2) {
-            pair.copy_from_slice(&bf16_bits(center + rng.symmetric() * spread).to_le_bytes());
+            pair.copy_from_slice(&bf16_bits(center + rng.symmetric_f32() * spread).to_le_bytes());
         }
     });
     out
@@ -107,16 +93,5 @@ mod tests {
         // 1 + 2^-8 is halfway between two bf16 values: ties go to the even mantissa (1.0).
         assert_eq!(bf16_bits(1.0 + 1.0 / 256.0), 0x3F80);
         assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), 0x3F82);
-    }
-
-    #[test]
-    fn uniform_draws_cover_the_interval_with_the_right_spread() {
-        let mut rng = SplitMix64(7);
-        let xs: Vec<f32> = (0..100_000).map(|_| rng.symmetric()).collect();
-        let mean = xs.iter().sum::<f32>() / xs.len() as f32;
-        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / xs.len() as f32;
-        assert!(mean.abs() < 0.01, "mean {mean}");
-        assert!((var - 1.0 / 3.0).abs() < 0.01, "variance {var}");
-        assert!(xs.iter().all(|x| (-1.0..1.0).contains(x)));
     }
 }

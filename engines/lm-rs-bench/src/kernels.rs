@@ -6,7 +6,12 @@
 
 use rayon::prelude::*;
 
-use crate::weights::Rows;
+/// A borrowed view of one matrix's elements, as the checkpoint stores them.
+#[derive(Clone, Copy)]
+pub enum Rows<'a> {
+    Bf16(&'a [u16]),
+    F32(&'a [f32]),
+}
 
 const LANES: usize = 16;
 

@@ -7,6 +7,8 @@ use memmap2::Mmap;
 use safetensors::{Dtype as StDtype, SafeTensors};
 use shared_protocol::EngineError;
 
+use crate::kernels::{widen_row, Rows};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightDtype {
     Bf16,
@@ -29,13 +31,6 @@ pub struct Matrix {
     pub rows: usize,
     pub cols: usize,
     pub dtype: WeightDtype,
-}
-
-/// A borrowed view of one matrix's elements.
-#[derive(Clone, Copy)]
-pub enum Rows<'a> {
-    Bf16(&'a [u16]),
-    F32(&'a [f32]),
 }
 
 pub struct Checkpoint {
@@ -112,7 +107,7 @@ impl Checkpoint {
     pub fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, EngineError> {
         let m = self.matrix(name, 1, len)?;
         let mut v = vec![0.0; len];
-        crate::kernels::widen_row(self.rows(&m), 0, len, &mut v);
+        widen_row(self.rows(&m), 0, len, &mut v);
         Ok(v)
     }
 }
