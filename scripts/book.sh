@@ -28,9 +28,13 @@ echo "book: site in target/book/ (mdbook serve with $MDBOOK to browse it)"
 if [[ "${1:-}" != "--no-check" ]]; then
   if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
     # A fresh machine has none: Debian's package (and the fonts the pages are checked with).
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    # As root, or through sudo when it needs no password; otherwise say what to install.
+    as_root=()
+    [[ $(id -u) == 0 ]] || as_root=(sudo -n)
+    if command -v apt-get >/dev/null && { [[ ${#as_root[@]} == 0 ]] || sudo -n true 2>/dev/null; }; then
       echo "book: installing Chromium from Debian's packages (apt-get install chromium fonts-dejavu-core)" >&2
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+      "${as_root[@]}" apt-get update -qq
+      "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
     else
       echo "book: Chromium is missing; install it (Debian: sudo apt-get install -y chromium)" >&2
       exit 1

@@ -14,8 +14,9 @@ pub enum Derived {
     Run(PathBuf),
     /// `over_runs.json` + `over_runs.txt` of the runs it lists (by directory name, beside it).
     OverRuns { dir: PathBuf, runs: Vec<PathBuf> },
-    /// `reproducibility.{json,csv,parquet}` of the runs it lists (by path from the project root).
-    Reproducibility { dir: PathBuf, runs: Vec<PathBuf> },
+    /// `reproducibility.{json,csv,parquet}` of the runs it lists (by path from the project root),
+    /// `names` as the file writes them.
+    Reproducibility { dir: PathBuf, runs: Vec<PathBuf>, names: Vec<String> },
 }
 
 impl Derived {
@@ -32,17 +33,21 @@ fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(&text).with_context(|| format!("{}", path.display()))
 }
 
-/// The runs a pooled file names: `runs` as a list of ids (objects with `id`) or of paths.
-fn named_runs(file: &Path, resolve: impl Fn(&str) -> PathBuf) -> anyhow::Result<Vec<PathBuf>> {
+/// The runs a pooled file names, as written and as folders: `runs` as a list of ids (objects with
+/// `id`) or of paths.
+fn named_runs(file: &Path, resolve: impl Fn(&str) -> PathBuf) -> anyhow::Result<(Vec<String>, Vec<PathBuf>)> {
     let v = read_json(file)?;
     let runs = v.get("runs").and_then(|r| r.as_array()).with_context(|| format!("{}: no `runs` list", file.display()))?;
-    runs.iter()
+    let names: Vec<String> = runs
+        .iter()
         .enumerate()
         .map(|(i, r)| {
             let name = r.get("id").unwrap_or(r).as_str();
-            name.map(&resolve).with_context(|| format!("{}: runs[{i}] is neither a run id nor a path", file.display()))
+            name.map(String::from).with_context(|| format!("{}: runs[{i}] is neither a run id nor a path", file.display()))
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    let dirs = names.iter().map(|n| resolve(n)).collect();
+    Ok((names, dirs))
 }
 
 /// Everything derived in `results` (the project's `results/`), runs before the folders that pool
@@ -61,32 +66,33 @@ pub fn derived_in(results: &Path) -> anyhow::Result<Vec<Derived>> {
         if dir.join("raw_data").is_dir() && dir.join("summary.json").is_file() {
             runs.push(Derived::Run(dir));
         } else if dir.join("over_runs.json").is_file() {
-            let listed = named_runs(&dir.join("over_runs.json"), |id| results.join(id))?;
-            pooled.push(Derived::OverRuns { dir, runs: listed });
+            let (_, runs) = named_runs(&dir.join("over_runs.json"), |id| results.join(id))?;
+            pooled.push(Derived::OverRuns { dir, runs });
         } else if dir.join("reproducibility.json").is_file() {
-            let listed = named_runs(&dir.join("reproducibility.json"), |p| root.join(p))?;
-            pooled.push(Derived::Reproducibility { dir, runs: listed });
+            let (names, runs) = named_runs(&dir.join("reproducibility.json"), |p| root.join(p))?;
+            pooled.push(Derived::Reproducibility { dir, runs, names });
         }
     }
     runs.extend(pooled);
     Ok(runs)
 }
 
-/// A summary as JSON without `outputs`, the list of files the writer wrote beside it (which depends
-/// on what is written, not on the raw data).
-pub fn summary_figures(summary: &crate::Summary) -> anyhow::Result<serde_json::Value> {
-    let mut v = serde_json::to_value(summary)?;
-    v.as_object_mut().map(|o| o.remove("outputs"));
-    Ok(v)
+/// summary.json's text for `summary` with the list of written files (`outputs`) taken from
+/// `written`, a summary.json as written: it names what was written beside it, which depends on the
+/// writer, not on the raw data. Compares byte for byte with `written`.
+pub fn as_written(summary: &crate::Summary, written: &str) -> anyhow::Result<String> {
+    let outputs = serde_json::from_str::<serde_json::Value>(written)?.get("outputs").cloned().unwrap_or_default();
+    let mut summary = summary.clone();
+    summary.outputs = serde_json::from_value::<Option<Vec<String>>>(outputs)?.unwrap_or_default();
+    Ok(crate::summary::text(&summary)?)
 }
 
-/// summary.json of a run as the analysis writes it from the raw data now, with the committed list
-/// of written files (`outputs`), so it compares byte for byte with the committed file.
+/// summary.json of a run as the analysis writes it from the raw data now, as [`as_written`] with
+/// the committed file.
 pub fn summary_text(run_dir: &Path) -> anyhow::Result<String> {
-    let committed = read_json(&run_dir.join("summary.json"))?;
-    let mut summary = crate::summarize(run_dir)?;
-    summary.outputs = committed.get("outputs").and_then(|o| o.as_array()).into_iter().flatten().filter_map(|o| o.as_str().map(String::from)).collect();
-    Ok(crate::summary::text(&summary)?)
+    let path = run_dir.join("summary.json");
+    let written = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    as_written(&crate::summarize(run_dir)?, &written).with_context(|| format!("{}", path.display()))
 }
 
 /// The over-runs figures of `runs`, pooled as the committed folder was (mixed commits are refused,
@@ -96,14 +102,13 @@ pub fn over_runs_of(runs: &[PathBuf]) -> anyhow::Result<crate::over_runs::OverRu
     crate::over_runs::over_runs(&loaded.iter().collect::<Vec<_>>(), false)
 }
 
-/// The reproducibility figures of `runs`, with the run names as the committed file has them.
-pub fn reproducibility_of(runs: &[PathBuf], names: &[String]) -> anyhow::Result<serde_json::Value> {
+/// The reproducibility figures of `runs`.
+pub fn reproducibility_of(runs: &[PathBuf]) -> anyhow::Result<crate::Reproducibility> {
     let reports: Vec<crate::Report> = runs.iter().map(|r| crate::analyze(r)).collect::<anyhow::Result<_>>()?;
-    let r = crate::reproducibility(&reports.iter().collect::<Vec<_>>());
-    Ok(crate::reproducibility_json(&r, names))
+    Ok(crate::reproducibility(&reports.iter().collect::<Vec<_>>()))
 }
 
-/// Writes every derived file of `results` again from raw data; the paths written, per item.
+/// Writes every derived file of `results` again from raw data; per item, how many files.
 pub fn rederive(results: &Path) -> anyhow::Result<Vec<(Derived, usize)>> {
     let mut done = Vec::new();
     for d in derived_in(results)? {
@@ -117,21 +122,12 @@ pub fn rederive(results: &Path) -> anyhow::Result<Vec<(Derived, usize)>> {
                 crate::over_runs::write(dir, &over_runs_of(runs)?)?;
                 2
             }
-            Derived::Reproducibility { dir, runs } => {
-                let names = committed_run_names(&dir.join("reproducibility.json"))?;
-                let reports: Vec<crate::Report> = runs.iter().map(|r| crate::analyze(r)).collect::<anyhow::Result<_>>()?;
-                let r = crate::reproducibility(&reports.iter().collect::<Vec<_>>());
-                crate::write_reproducibility(dir, &r, &names)?;
+            Derived::Reproducibility { dir, runs, names } => {
+                crate::write_reproducibility(dir, &reproducibility_of(runs)?, names)?;
                 3
             }
         };
         done.push((d, files));
     }
     Ok(done)
-}
-
-/// The `runs` entries of a reproducibility file, as written.
-pub fn committed_run_names(file: &Path) -> anyhow::Result<Vec<String>> {
-    let v = read_json(file)?;
-    Ok(v.get("runs").and_then(|r| r.as_array()).into_iter().flatten().filter_map(|r| r.as_str().map(String::from)).collect())
 }

@@ -245,9 +245,7 @@ pub(crate) mod tests {
     use super::*;
     use run_format::records::RequestRecord;
 
-    pub fn request(engine: &str, batch: usize, ttft_ms: u64, token_ms: &[u64]) -> RequestRecord {
-        run_format::testing::request(engine, batch, ttft_ms, token_ms)
-    }
+    pub use run_format::testing::request;
 
     pub fn run(id: &str, requests: Vec<RequestRecord>) -> Run {
         Run {

@@ -53,10 +53,9 @@ fn every_committed_figure_is_rederived_unchanged() {
                 }
                 (dir.join("over_runs.json"), serde_json::to_string_pretty(&o).unwrap() + "\n")
             }
-            Derived::Reproducibility { dir, runs } => {
-                let file = dir.join("reproducibility.json");
-                let names = rederive::committed_run_names(&file).unwrap();
-                (file, serde_json::to_string_pretty(&rederive::reproducibility_of(runs, &names).unwrap()).unwrap() + "\n")
+            Derived::Reproducibility { dir, runs, names } => {
+                let json = analysis::reproducibility_json(&rederive::reproducibility_of(runs).unwrap(), names);
+                (dir.join("reproducibility.json"), serde_json::to_string_pretty(&json).unwrap() + "\n")
             }
         };
         let committed = std::fs::read_to_string(&file).unwrap();

@@ -62,17 +62,10 @@ pub fn problems(run: &Run, written: &str, now: &Summary) -> Vec<String> {
     if !now.probe_parts.as_ref().is_some_and(|p| !p.cells.is_empty()) {
         out.push("summary.json has no probe_parts cells (continuous samples without the probe's parts?)".into());
     }
-    // Byte for byte, with the list of written files taken from the file (it names what was written).
-    let mut rebuilt = now.clone();
-    rebuilt.outputs = serde_json::from_str::<serde_json::Value>(written)
-        .ok()
-        .and_then(|v| v.get("outputs").cloned())
-        .and_then(|o| serde_json::from_value(o).ok())
-        .unwrap_or_default();
-    match analysis::summary::text(&rebuilt) {
+    match analysis::rederive::as_written(now, written) {
         Ok(t) if t == written => {}
         Ok(_) => out.push("summary.json differs from what its raw data gives now (benchmark-runner analyze rebuilds it)".into()),
-        Err(e) => out.push(format!("summary: {e}")),
+        Err(e) => out.push(format!("summary.json: {e}")),
     }
     out
 }
