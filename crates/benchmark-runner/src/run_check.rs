@@ -59,8 +59,10 @@ pub fn problems(run: &Run, written: &str, now: &Summary) -> Vec<String> {
     if now.host_states.is_none() {
         out.push("summary.json has no host_states".into());
     }
-    if !now.probe_parts.as_ref().is_some_and(|p| !p.cells.is_empty()) {
-        out.push("summary.json has no probe_parts cells (continuous samples without the probe's parts?)".into());
+    // Per-cell correlations need samples taken while a request ran, which short requests may not
+    // have; the parts' distributions need only the continuous samples.
+    if !now.probe_parts.as_ref().is_some_and(|p| p.parts.iter().all(|d| d.readings > 0)) {
+        out.push("summary.json has no probe_parts (continuous samples without the probe's parts?)".into());
     }
     match analysis::rederive::as_written(now, written) {
         Ok(t) if t == written => {}
