@@ -3,6 +3,7 @@
 # leaves the run directories packed in $OUT (or ./out) to bring back.
 #   scripts/gpu-run.sh configs/h200-latency.yaml [run-name]
 #   GPU_SPLIT='a,b;c,d' scripts/gpu-run.sh configs/h200.yaml h200-1
+#   PLAIN_PATHS="--prompts 128,1024 --new-tokens 64" scripts/gpu-run.sh configs/h200-harness-tax.yaml t1
 # When results/<run-name> already holds a run (carried back from an earlier call), it is resumed
 # (`benchmark-runner --resume`): a run longer than one call spans several. The runner refuses a
 # checkout with uncommitted changes (ALLOW_DIRTY=1 passes --allow-dirty).
@@ -71,6 +72,15 @@ else
     timeout "$limit" "$runner" --config "$config" --output "results/$name" "${dirty[@]}" || status=$?
   fi
   dirs=("$name")
+fi
+# The PyTorch engines' plain path (generate() called directly) on the same GPU, same session:
+# PLAIN_PATHS holds its arguments (prompts, new tokens, reps); `benchmark-runner harness-tax` reads it.
+if [ -n "${PLAIN_PATHS:-}" ]; then
+  # On the CPUs the config gives the engines.
+  cpus=$(sed -n 's/^ *cpus: *"\{0,1\}\([0-9,-]*\)"\{0,1\}.*/\1/p' "$config" | head -n1)
+  # shellcheck disable=SC2086 # PLAIN_PATHS is a list of arguments
+  taskset -c "${cpus:-0-$(($(nproc) - 1))}" python3 engines/pytorch-baseline/plain_path.py --model "$model" --device cuda:0 --dtype bf16 $PLAIN_PATHS \
+    --out "results/${dirs[0]}/plain_paths.jsonl" || status=$?
 fi
 tar -C results -cJf "$out/$name.tar.xz" "${dirs[@]}"
 tar -C target -cJf "$out/cubecl-cache.tar.xz" . 2>/dev/null || true

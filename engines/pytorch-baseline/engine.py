@@ -1,12 +1,18 @@
 """PyTorch engines for the benchmark's JSON-lines protocol (crates/shared-protocol/README.md).
 
-`pytorch_baseline`, the "typical business deployment" every other engine is compared to: Hugging Face
-transformers `LlamaForCausalLM` with eager attention, a `DynamicCache`, no torch.compile, and a
-hand-written greedy loop.
+Both engines generate with transformers' own `model.generate()` (greedy, exactly `max_new_tokens`), the
+path a Python team deploys, and differ only in its settings:
 
-`pytorch_compiled` (options.compile = true), what a careful Python team would deploy: the same model with
-a static KV cache through `generate(cache_implementation="static")`, which compiles the forward pass
-(torch.compile with CUDA graphs) by itself on a GPU. Tokens are timed by a streamer that synchronises.
+`pytorch_baseline`, the "typical business deployment" every other engine is compared to: `LlamaForCausalLM`
+with eager attention, a `DynamicCache`, no torch.compile.
+
+`pytorch_compiled` (options.compile = true), what a careful Python team would deploy: sdpa attention and a
+static KV cache (`cache_implementation="static"`), with which generate compiles the forward pass
+(torch.compile with CUDA graphs) by itself on a GPU.
+
+Steps are timed by a stopping criterion, which generate calls once per generated token: on CUDA it records
+an event on the stream (no host wait), and the times are read after the request; only a streamed request
+reads the tokens to the host at each step. Events are written by a thread of their own.
 Commands arrive on stdin, events leave on stdout (one JSON object per line), logs go to stderr.
 Run it as `python engine.py`; it takes no arguments.
 """
@@ -24,12 +30,12 @@ import copy
 
 import torch
 import transformers
-from transformers import DynamicCache, LlamaForCausalLM
-from transformers.generation.streamers import BaseStreamer
+from transformers import LlamaForCausalLM, StoppingCriteria, StoppingCriteriaList
 
 PROTOCOL_VERSION = 1
 ENGINE_VERSION = "0.1.0"
 DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
+ATTENTION = ("eager", "sdpa")
 
 
 class RequestError(Exception):
@@ -96,18 +102,24 @@ class Engine:
         if not isinstance(self.compiled, bool):
             raise bad_request("`options.compile` must be a boolean")
 
-        model = LlamaForCausalLM.from_pretrained(model_path, dtype=DTYPES[self.dtype_name], attn_implementation="eager")
+        # The baseline stays eager ("unoptimised"); the compiled engine uses torch's fused attention.
+        self.attention = options.get("attn_implementation", "sdpa" if self.compiled else "eager")
+        if self.attention not in ATTENTION:
+            raise bad_request(f"`options.attn_implementation` must be one of {list(ATTENTION)}, got {self.attention!r}")
+
+        model = LlamaForCausalLM.from_pretrained(model_path, dtype=DTYPES[self.dtype_name],
+                                                 attn_implementation=self.attention)
         self.model = model.to(self.device).eval()
         self.vocab_size = self.model.get_input_embeddings().num_embeddings
+        # Greedy, exactly max_new_tokens (no end-of-sequence stop).
+        gc = copy.deepcopy(self.model.generation_config)
+        gc.do_sample, gc.temperature, gc.top_p, gc.top_k = False, None, None, None
+        gc.eos_token_id, gc.pad_token_id = None, 0
+        gc.cache_implementation = "static" if self.compiled else None
+        self.generation_config = gc
         if self.compiled:
-            # Greedy, exactly max_new_tokens (no end-of-sequence stop), static cache.
-            gc = copy.deepcopy(self.model.generation_config)
-            gc.do_sample, gc.temperature, gc.top_p, gc.top_k = False, None, None, None
-            gc.eos_token_id, gc.pad_token_id = None, 0
-            gc.cache_implementation = "static"
-            self.generation_config = gc
             # Compile (and capture graphs) now, so load time holds it rather than the first request.
-            self.generate_compiled([0] * 8, 4, 1, lambda tokens, t_ns: None)
+            self.run_generate([0] * 8, 4, 1, StepTimes(self.device, time.perf_counter_ns(), None))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.load_ns = time.perf_counter_ns() - started
@@ -130,9 +142,10 @@ class Engine:
                 "device": str(self.device),
                 "dtype": self.dtype_name,
                 "settings": {
-                    "attn_implementation": "eager",
+                    "attn_implementation": self.attention,
                     "kv_cache": "StaticCache" if self.compiled else "DynamicCache",
                     "compile": self.compiled and self.device.type == "cuda",
+                    "step_clock": "cuda events" if self.device.type == "cuda" else "host clock",
                     "threads": torch.get_num_threads(),
                     "torch": torch.__version__,
                     "transformers": transformers.__version__,
@@ -151,17 +164,6 @@ class Engine:
                 raise bad_request(f"prompt token {t!r} is not an id below the vocabulary size {self.vocab_size}")
         return prompt
 
-    def step(self, input_ids, cache):
-        """Runs `input_ids` [B, T] through the model, extending `cache`; returns last-position logits and argmax."""
-        logits = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1).logits
-        logits = logits[:, -1, :]
-        return logits, torch.argmax(logits, dim=-1)
-
-    def to_host(self, token_ids):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return token_ids.tolist()
-
     @torch.inference_mode()
     def generate(self, cmd, rid, received_ns, emit):
         prompt = self.prompt(cmd)
@@ -172,28 +174,16 @@ class Engine:
             raise bad_request("`stream` must be a boolean")
 
         started = time.perf_counter_ns()
-        rows = [[] for _ in range(batch_size)]
-        stamps = []
-
-        def on_token(tokens, now_ns):
-            for row, token in zip(rows, tokens):
-                row.append(token)
-            if stream:
-                emit({"event": "token", "id": rid, "step": len(stamps), "tokens": tokens, "t_ns": now_ns})
-            stamps.append(now_ns)
-
-        if self.compiled:
-            self.generate_compiled(prompt, max_new_tokens, batch_size, on_token, started)
-        else:
-            cache = DynamicCache(config=self.model.config)
-            input_ids = torch.tensor([prompt] * batch_size, dtype=torch.long, device=self.device)
-            for _ in range(max_new_tokens):
-                _, next_ids = self.step(input_ids, cache)
-                tokens = self.to_host(next_ids)
-                on_token(tokens, time.perf_counter_ns() - started)
-                input_ids = next_ids.unsqueeze(1)
-        if len(stamps) != max_new_tokens:
-            raise RuntimeError(f"generated {len(stamps)} tokens, not {max_new_tokens}")
+        on_token = None
+        if stream:
+            def on_token(step, tokens, t_ns):
+                emit({"event": "token", "id": rid, "step": step, "tokens": tokens, "t_ns": t_ns})
+        clock = StepTimes(self.device, started, on_token)
+        sequences = self.run_generate(prompt, max_new_tokens, batch_size, clock)
+        rows = sequences[:, len(prompt):].tolist()
+        stamps = clock.stamps()
+        if len(stamps) != max_new_tokens or any(len(row) != max_new_tokens for row in rows):
+            raise RuntimeError(f"generated {len(stamps)} steps, not {max_new_tokens}")
         ttft_ns, last_ns = stamps[0], stamps[-1]
         token_ns = [b - a for a, b in zip(stamps, stamps[1:])]
         return {
@@ -208,16 +198,14 @@ class Engine:
             "total_ns": last_ns,
         }
 
-    def generate_compiled(self, prompt, max_new_tokens, batch_size, on_token, started=None):
-        """transformers' own generate with the static cache; `on_token(tokens, t_ns)` per step."""
-        started = time.perf_counter_ns() if started is None else started
-        clock = StepClock(self, started, on_token)
+    def run_generate(self, prompt, max_new_tokens, batch_size, clock, **extra):
+        """transformers' own generate, greedy, `clock` called once per step; returns its output."""
         input_ids = torch.tensor([prompt] * batch_size, dtype=torch.long, device=self.device)
-        self.model.generate(
+        return self.model.generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
-            generation_config=self.config_for(max_new_tokens),
-            streamer=clock,
+            generation_config=self.config_for(max_new_tokens, **extra),
+            stopping_criteria=StoppingCriteriaList([clock]),
         )
 
     def config_for(self, max_new_tokens, **extra):
@@ -229,49 +217,84 @@ class Engine:
 
     @torch.inference_mode()
     def logits(self, cmd, rid):
+        """The first step's logits and the greedy tokens, through the timed path itself (so the gate
+        checks what is timed)."""
         prompt = self.prompt(cmd)
         steps = positive_int(cmd, "steps")
-        if self.compiled:
-            # Through the compiled path itself, so the gate checks what is timed.
-            input_ids = torch.tensor([prompt], dtype=torch.long, device=self.device)
-            out = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                generation_config=self.config_for(steps, output_logits=True, return_dict_in_generate=True),
-            )
-            values = out.logits[0][0].float()
-            if not torch.isfinite(values).all():
-                raise RuntimeError("the model produced non-finite logits")
-            return {"event": "logits", "id": rid, "logits": values.tolist(),
-                    "tokens": out.sequences[0, len(prompt):].tolist()}
-        cache = DynamicCache(config=self.model.config)
-        logits, next_ids = self.step(torch.tensor([prompt], dtype=torch.long, device=self.device), cache)
-        values = logits[0].float()
+        clock = StepTimes(self.device, time.perf_counter_ns(), None)
+        out = self.run_generate(prompt, steps, 1, clock, output_logits=True, return_dict_in_generate=True)
+        values = out.logits[0][0].float()
         if not torch.isfinite(values).all():
             raise RuntimeError("the model produced non-finite logits")
-        tokens = self.to_host(next_ids)
-        while len(tokens) < steps:
-            _, next_ids = self.step(next_ids.unsqueeze(1), cache)
-            tokens += self.to_host(next_ids)
-        return {"event": "logits", "id": rid, "logits": values.tolist(), "tokens": tokens}
+        return {"event": "logits", "id": rid, "logits": values.tolist(),
+                "tokens": out.sequences[0, len(prompt):].tolist()}
 
 
-class StepClock(BaseStreamer):
-    """Receives each generated step from `generate`, synchronises the device and stamps the time."""
+class StepTimes(StoppingCriteria):
+    """Called by generate after each step with the sequences so far; never stops it (max_new_tokens does).
 
-    def __init__(self, engine, started, on_token):
-        self.engine, self.started, self.on_token = engine, started, on_token
-        self.prompt_seen = False
+    On CUDA it records an event on the stream and returns at once, so timing adds no host wait; the
+    times are read after generate returns (`stamps`). A streamed request (`on_token` given) needs each
+    step's tokens on the host: it copies them (the wait generate's own stop check makes next anyway)
+    and stamps the host clock. `stamps()` are ns since `started`, one per step.
+    """
 
-    def put(self, value):
-        if not self.prompt_seen:  # generate first hands over the prompt itself
-            self.prompt_seen = True
-            return
-        tokens = self.engine.to_host(value.reshape(-1))
-        self.on_token(tokens, time.perf_counter_ns() - self.started)
+    def __init__(self, device, started, on_token):
+        self.started, self.on_token = started, on_token
+        self.cuda = device.type == "cuda" and on_token is None
+        self.host_ns, self.events = [], []
+        self.never = None
+        if self.cuda:
+            self.origin = torch.cuda.Event(enable_timing=True)
+            self.origin.record()
+            self.origin_ns = time.perf_counter_ns() - started
 
-    def end(self):
-        pass
+    def __call__(self, input_ids, scores, **kwargs):
+        if self.never is None or self.never.shape[0] != input_ids.shape[0]:
+            self.never = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.events.append(event)
+        elif self.on_token is not None:
+            tokens = input_ids[:, -1].tolist()
+            now = time.perf_counter_ns() - self.started
+            self.on_token(len(self.host_ns), tokens, now)
+            self.host_ns.append(now)
+        else:
+            self.host_ns.append(time.perf_counter_ns() - self.started)
+        return self.never
+
+    def stamps(self):
+        if not self.cuda:
+            return self.host_ns
+        if self.events:
+            self.events[-1].synchronize()
+        return [self.origin_ns + round(self.origin.elapsed_time(e) * 1e6) for e in self.events]
+
+
+class Emitter:
+    """Writes protocol events to stdout from a thread of its own, in the order they were handed over, so
+    that a streamed token costs the generating thread only a queue put."""
+
+    def __init__(self, out):
+        self.out, self.queue = out, queue.Queue()
+        self.thread = threading.Thread(target=self.write, daemon=True)
+        self.thread.start()
+
+    def __call__(self, event):
+        self.queue.put(event)
+
+    def write(self):
+        while (event := self.queue.get()) is not None:
+            self.out.write(json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n")
+            if self.queue.empty():
+                self.out.flush()
+        self.out.flush()
+
+    def close(self):
+        self.queue.put(None)
+        self.thread.join()
 
 
 def error_event(rid, exc):
@@ -314,9 +337,7 @@ def main():
     os.dup2(2, 1)
     sys.stdout = sys.stderr
 
-    def emit(event):
-        protocol_out.write(json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n")
-        protocol_out.flush()
+    emit = Emitter(protocol_out)
 
     lines = queue.Queue()
     threading.Thread(target=read_commands, args=(lines,), daemon=True).start()
@@ -353,6 +374,7 @@ def main():
                 raise bad_request(f"unknown command {name!r}")
         except Exception as e:
             emit(error_event(rid, e))
+    emit.close()
     return 0
 
 

@@ -15,6 +15,7 @@ pub mod compare;
 pub mod cost;
 pub mod criteria;
 pub mod gpu_state;
+pub mod harness_tax;
 pub mod host_state;
 pub mod over_runs;
 pub mod plots;

@@ -74,6 +74,13 @@ enum Cmd {
         #[arg(default_value = "results")]
         results: PathBuf,
     },
+    /// Print, as a Markdown table, each engine's batch-1 latency figures against its plain path (the
+    /// upstream library called directly: RUN_DIR/plain_paths.jsonl, written by the engines'
+    /// plain-path programs in the same GPU session).
+    HarnessTax {
+        #[arg(value_name = "RUN_DIR")]
+        run: PathBuf,
+    },
     /// Validate a configuration without running anything (--config FILE), or check a finished run
     /// the way a reviewer would (RUN_DIR): no failures, the gate passed, every scenario measured,
     /// timings consistent, host probes and blocks complete, summary.json what its raw data gives.
@@ -162,6 +169,10 @@ fn real_main() -> anyhow::Result<()> {
                 eprintln!("{}: {files} files", d.dir().display());
             }
             eprintln!("re-derived {} folders of {} in {:.1} s", done.len(), results.display(), started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Some(Cmd::HarnessTax { run }) => {
+            print!("{}", analysis::harness_tax::of_run(&run)?);
             Ok(())
         }
         Some(Cmd::Check { config: Some(config), .. }) => {

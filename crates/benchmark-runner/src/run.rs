@@ -596,7 +596,10 @@ impl Runner<'_> {
             prompt: prompt_tokens(cell.prompt, b.seed.wrapping_mul(1_000_003).wrapping_add(i as u64), self.shape.vocab_size),
             max_new_tokens: w.max_new_tokens,
             batch_size: cell.batch,
-            stream: true,
+            // Only the concurrent scenario's clients read tokens as they come (its time to first
+            // token is the runner's); elsewhere the engine's own per-token times in `done` are the
+            // figures, and writing an event per token would sit inside them.
+            stream: w.scenario == Scenario::Concurrent,
         }
     }
 

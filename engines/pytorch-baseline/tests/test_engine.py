@@ -159,6 +159,8 @@ def test_requests_in_flight_are_answered_in_arrival_order(engine, ready):
     assert (first["event"], first["id"], second["event"], second["id"]) == ("done", "q1", "done", "q2")
     assert first["tokens"] == second["tokens"]
     assert second["queue_ns"] > 0
+    assert len(first["token_ns"]) == 2 and all(t > 0 for t in first["token_ns"])
+    assert first["total_ns"] == first["ttft_ns"] + sum(first["token_ns"])
 
 
 def test_logits_match_the_reference_model(engine, ready, reference):
@@ -183,6 +185,7 @@ def test_the_compiled_variant_uses_a_static_cache_and_decodes_the_same_tokens(mo
         assert ready["event"] == "ready", ready
         assert ready["engine"]["name"] == "pytorch_compiled"
         assert ready["engine"]["settings"]["kv_cache"] == "StaticCache"
+        assert ready["engine"]["settings"]["attn_implementation"] == "sdpa"
         assert ready["engine"]["backend"] == "torch-compile"
         n = 5
         compiled.send({"cmd": "generate", "id": "c1", "prompt": PROMPT, "max_new_tokens": n, "batch_size": 2,
@@ -211,3 +214,7 @@ def test_reload_takes_the_name_option_and_rejects_unknown_tokens(engine, ready, 
     engine.send({"cmd": "logits", "id": "oov", "prompt": [256], "steps": 1})
     error = engine.recv()
     assert (error["event"], error["id"], error["kind"]) == ("error", "oov", "bad_request")
+
+    engine.send(load_command(model_dir, options={"attn_implementation": "flash"}))
+    error = engine.recv()
+    assert (error["event"], error["kind"]) == ("error", "bad_request") and "attn_implementation" in error["message"]

@@ -1,0 +1,118 @@
+"""The PyTorch engines' plain path: transformers' `generate()` called directly, with nothing of the harness.
+
+No protocol, no stopping criterion, no streamer, no per-step clock: the model is loaded with the same
+settings as engine.py's two engines, and each call to `generate` is timed from outside (device synchronised
+before and after). A call with 1 new token gives the time to first token; a call with N new tokens minus it
+gives the N - 1 decode steps. Every timed call is one line of `--out` (JSON lines); the analysis
+(`benchmark-runner harness-tax RUN_DIR`) sets them beside the engines' own figures.
+
+    python engines/pytorch-baseline/plain_path.py --model models/llama-3.2-1b-synthetic --device cuda:0 --dtype bf16 \
+        --prompts 128,1024 --new-tokens 64 --reps 10 --out results/<run>/plain_paths.jsonl
+
+Prompts are seeded random token ids of the run's lengths (a dense model's speed does not depend on
+which ids they are).
+"""
+
+import argparse
+import copy
+import gc
+import json
+import os
+import random
+import sys
+import time
+
+import torch
+from transformers import LlamaForCausalLM
+
+DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
+# The settings of engine.py's two engines.
+PATHS = {
+    "pytorch_baseline": {"attn_implementation": "eager", "cache_implementation": None,
+                         "path": "generate(), eager attention, DynamicCache"},
+    "pytorch_compiled": {"attn_implementation": "sdpa", "cache_implementation": "static",
+                         "path": "generate(), sdpa attention, static cache (auto-compiled)"},
+}
+WARMUP = 3
+
+
+def greedy_config(model, cache_implementation, new_tokens):
+    gc_ = copy.deepcopy(model.generation_config)
+    gc_.do_sample, gc_.temperature, gc_.top_p, gc_.top_k = False, None, None, None
+    gc_.eos_token_id, gc_.pad_token_id = None, 0
+    gc_.cache_implementation = cache_implementation
+    gc_.max_new_tokens, gc_.min_new_tokens = new_tokens, None
+    return gc_
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def timed_generate(model, input_ids, config, device):
+    sync(device)
+    started = time.perf_counter_ns()
+    out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config)
+    sync(device)
+    elapsed = time.perf_counter_ns() - started
+    if out.shape[1] != input_ids.shape[1] + config.max_new_tokens:
+        raise RuntimeError(f"generate returned {out.shape[1] - input_ids.shape[1]} tokens, not {config.max_new_tokens}")
+    return elapsed
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--device", default="cuda:0")
+    ap.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
+    ap.add_argument("--engines", default=",".join(PATHS))
+    ap.add_argument("--prompts", default="128,1024")
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    if not os.path.isdir(args.model):
+        sys.exit(f"plain_path: --model {args.model!r} is not a checkpoint directory")
+    device = torch.device(args.device)
+    prompts = [int(p) for p in args.prompts.split(",")]
+    if args.new_tokens < 2:
+        sys.exit("plain_path: --new-tokens must be at least 2 (the decode rate is from N - 1 steps)")
+    engines = args.engines.split(",")
+    unknown = [e for e in engines if e not in PATHS]
+    if unknown:
+        sys.exit(f"plain_path: unknown engine(s) {unknown}; known: {list(PATHS)}")
+
+    with open(args.out, "a") as out:
+        for engine in engines:
+            settings = PATHS[engine]
+            model = LlamaForCausalLM.from_pretrained(args.model, dtype=DTYPES[args.dtype],
+                                                     attn_implementation=settings["attn_implementation"])
+            model = model.to(device).eval()
+            vocab = model.get_input_embeddings().num_embeddings
+            rng = random.Random(args.seed)
+            for p in prompts:
+                input_ids = torch.tensor([[rng.randrange(vocab) for _ in range(p)]], dtype=torch.long, device=device)
+                configs = {n: greedy_config(model, settings["cache_implementation"], n) for n in (1, args.new_tokens)}
+                for _ in range(WARMUP):
+                    for config in configs.values():
+                        timed_generate(model, input_ids, config, device)
+                for rep in range(args.reps):
+                    for n, config in configs.items():
+                        total_ns = timed_generate(model, input_ids, config, device)
+                        row = {"engine": engine, "path": settings["path"], "device": str(device), "dtype": args.dtype,
+                               "prompt_tokens": p, "new_tokens": n, "rep": rep, "total_ns": total_ns}
+                        out.write(json.dumps(row) + "\n")
+                out.flush()
+                print(f"plain_path: {engine} p{p}: done", file=sys.stderr)
+            del model
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
