@@ -79,7 +79,7 @@ if [ -n "${PLAIN_PATHS:-}" ]; then
   # On the CPUs the config gives the engines.
   cpus=$(sed -n 's/^ *cpus: *"\{0,1\}\([0-9,-]*\)"\{0,1\}.*/\1/p' "$config" | head -n1)
   # shellcheck disable=SC2086 # PLAIN_PATHS is a list of arguments
-  taskset -c "${cpus:-0-$(($(nproc) - 1))}" python3 engines/pytorch-baseline/plain_path.py --model "$model" --device cuda:0 --dtype bf16 $PLAIN_PATHS \
+  timeout "${PLAIN_TIMEOUT_S:-170}" taskset -c "${cpus:-0-$(($(nproc) - 1))}" python3 engines/pytorch-baseline/plain_path.py --model "$model" --device cuda:0 --dtype bf16 $PLAIN_PATHS \
     --out "results/${dirs[0]}/plain_paths.jsonl" || status=$?
 fi
 tar -C results -cJf "$out/$name.tar.xz" "${dirs[@]}"
