@@ -2,9 +2,11 @@
 
 No protocol, no stopping criterion, no streamer, no per-step clock: the model is loaded with the same
 settings as engine.py's two engines, and each call to `generate` is timed from outside (device synchronised
-before and after). A call with 1 new token gives the time to first token; a call with N new tokens minus it
-gives the N - 1 decode steps. Every timed call is one line of `--out` (JSON lines); the analysis
-(`benchmark-runner harness-tax RUN_DIR`) sets them beside the engines' own figures.
+before and after): one with 1 new token (the time to first token) and one with N. Beside them, in the same
+process and alternating with them, the N-token call once more with engine.py's step clock (`StepTimes`, the
+one thing the engine adds inside generate): its wall time against the plain call's is what the clock costs,
+and its per-step stamps give decode times defined exactly as the engine's. Every timed call is one line of
+`--out` (JSON lines); `benchmark-runner harness-tax RUN_DIR` sets them beside the engines' own figures.
 
     python engines/pytorch-baseline/plain_path.py --model models/llama-3.2-1b-synthetic --device cuda:0 --dtype bf16 \
         --prompts 128,1024 --new-tokens 64 --reps 10 --out results/<run>/plain_paths.jsonl
@@ -23,7 +25,9 @@ import sys
 import time
 
 import torch
-from transformers import LlamaForCausalLM
+from transformers import LlamaForCausalLM, StoppingCriteriaList
+
+from engine import StepTimes
 
 DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
 # The settings of engine.py's two engines.
@@ -51,15 +55,18 @@ def sync(device):
 
 
 @torch.inference_mode()
-def timed_generate(model, input_ids, config, device):
+def timed_generate(model, input_ids, config, device, clocked=False):
+    """Wall ns of one generate call; with `clocked`, also engine.py's step stamps (ns since the start)."""
     sync(device)
     started = time.perf_counter_ns()
-    out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config)
+    clock = StepTimes(device, started, None) if clocked else None
+    out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config,
+                         stopping_criteria=StoppingCriteriaList([clock] if clock else []))
     sync(device)
     elapsed = time.perf_counter_ns() - started
     if out.shape[1] != input_ids.shape[1] + config.max_new_tokens:
         raise RuntimeError(f"generate returned {out.shape[1] - input_ids.shape[1]} tokens, not {config.max_new_tokens}")
-    return elapsed
+    return elapsed, (clock.stamps() if clock else None)
 
 
 def main():
@@ -96,14 +103,18 @@ def main():
             for p in prompts:
                 input_ids = torch.tensor([[rng.randrange(vocab) for _ in range(p)]], dtype=torch.long, device=device)
                 configs = {n: greedy_config(model, settings["cache_implementation"], n) for n in (1, args.new_tokens)}
+                # (new tokens, with engine.py's step clock)
+                calls = [(1, False), (args.new_tokens, False), (args.new_tokens, True)]
                 for _ in range(WARMUP):
-                    for config in configs.values():
-                        timed_generate(model, input_ids, config, device)
+                    for n, clocked in calls:
+                        timed_generate(model, input_ids, configs[n], device, clocked)
                 for rep in range(args.reps):
-                    for n, config in configs.items():
-                        total_ns = timed_generate(model, input_ids, config, device)
+                    for n, clocked in calls:
+                        total_ns, stamps = timed_generate(model, input_ids, configs[n], device, clocked)
                         row = {"engine": engine, "path": settings["path"], "device": str(device), "dtype": args.dtype,
                                "prompt_tokens": p, "new_tokens": n, "rep": rep, "total_ns": total_ns}
+                        if stamps is not None:
+                            row["step_clock"] = {"ttft_ns": stamps[0], "last_ns": stamps[-1], "steps": len(stamps)}
                         out.write(json.dumps(row) + "\n")
                 out.flush()
                 print(f"plain_path: {engine} p{p}: done", file=sys.stderr)

@@ -1,8 +1,14 @@
 //! The harness tax: each engine's batch-1 latency figures behind the protocol against its plain
 //! path, the upstream library called directly with nothing of ours around it. The plain paths'
 //! timed calls are `plain_paths.jsonl` in the run directory (one line per call, written by each
-//! engine's plain-path program in the same GPU session as the run): a call with 1 new token gives
-//! the time to first token, a call with N new tokens minus it the N − 1 decode steps.
+//! engine's plain-path program in the same GPU session as the run). Per engine and prompt length
+//! they hold, alternating: a call with 1 new token (time to first token), one with N, and the
+//! N-token call again with the engine's own step clock inside it. Paired by repetition, the last
+//! two give what the step clock costs; the clocked call's stamps give decode rates defined as the
+//! engine's (Σ inter-token intervals), so what is left between them and the engine's cell is the
+//! protocol, the process and the runner, and whatever the host did between the two measurements.
+//! (N-token minus 1-token wall time is not used as a decode time: it also counts the per-call work
+//! generate does after its last step.)
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,7 +30,20 @@ pub struct PlainCall {
     pub path: String,
     pub prompt_tokens: usize,
     pub new_tokens: usize,
+    pub rep: usize,
+    /// Wall time of the call, device synchronised before and after.
     pub total_ns: u64,
+    /// Present when the call ran with the engine's step clock inside it.
+    #[serde(default)]
+    pub step_clock: Option<StepStamps>,
+}
+
+/// The step clock's stamps of one call, ns from the call's start.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct StepStamps {
+    pub ttft_ns: u64,
+    pub last_ns: u64,
+    pub steps: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,10 +52,15 @@ pub struct TaxRow {
     pub path: String,
     pub prompt_tokens: usize,
     pub new_tokens: usize,
-    /// Timed calls of each length (1 and N new tokens).
-    pub plain_calls: usize,
+    /// Repetitions with all three calls.
+    pub reps: usize,
+    /// Medians of the plain calls' wall times: 1 new token, N new tokens.
     pub plain_ttft_ms: f64,
-    pub plain_decode_tok_per_s: f64,
+    pub plain_request_ms: f64,
+    /// Median over repetitions of (N tokens with the step clock) ÷ (N tokens plain), wall time.
+    pub step_clock_cost: f64,
+    /// Median over repetitions of the clocked call's decode rate, Σ inter-token intervals.
+    pub in_process_decode_tok_per_s: f64,
     /// The engine's own cell (latency, batch 1, same prompt length and new tokens): medians.
     pub ours_ttft_ms: f64,
     pub ours_decode_tok_per_s: f64,
@@ -44,9 +68,10 @@ pub struct TaxRow {
 }
 
 impl TaxRow {
-    /// Ours ÷ plain decode rate: below 1 is what the harness costs.
+    /// Ours ÷ in-process decode rate: below 1 is what the protocol, process and runner cost (or
+    /// the host was slower while the cell ran).
     pub fn decode_ratio(&self) -> f64 {
-        self.ours_decode_tok_per_s / self.plain_decode_tok_per_s
+        self.ours_decode_tok_per_s / self.in_process_decode_tok_per_s
     }
     /// Ours ÷ plain time to first token: above 1 is what the harness costs.
     pub fn ttft_ratio(&self) -> f64 {
@@ -67,21 +92,39 @@ pub fn read_calls(dir: &Path) -> anyhow::Result<Vec<PlainCall>> {
 /// One row per engine and prompt length the plain paths measured, beside the run's own cell;
 /// an error names a plain path with no matching cell, or a cell missing one call length.
 pub fn rows(calls: &[PlainCall], run: &Run, summary: &Summary) -> anyhow::Result<Vec<TaxRow>> {
-    type Key<'a> = (&'a str, usize);
-    let mut by: BTreeMap<Key, (String, BTreeMap<usize, Vec<f64>>)> = BTreeMap::new();
+    // (engine, prompt) → rep → (1-token wall, N-token wall, clocked call)
+    type Reps = BTreeMap<usize, (Option<f64>, Option<(usize, f64)>, Option<(f64, StepStamps)>)>;
+    let mut by: BTreeMap<(&str, usize), (String, Reps)> = BTreeMap::new();
     for c in calls {
-        let e = by.entry((c.engine.as_str(), c.prompt_tokens)).or_insert_with(|| (c.path.clone(), BTreeMap::new()));
-        e.1.entry(c.new_tokens).or_default().push(c.total_ns as f64 / 1e6);
+        let (_, reps) = by.entry((c.engine.as_str(), c.prompt_tokens)).or_insert_with(|| (c.path.clone(), BTreeMap::new()));
+        let rep = reps.entry(c.rep).or_default();
+        let ms = c.total_ns as f64 / 1e6;
+        match (c.new_tokens, c.step_clock) {
+            (1, None) => rep.0 = Some(ms),
+            (n, None) => rep.1 = Some((n, ms)),
+            (_, Some(s)) => rep.2 = Some((ms, s)),
+        }
     }
     let mut out = Vec::new();
-    for ((engine, prompt_tokens), (path, by_length)) in by {
-        let lengths: Vec<usize> = by_length.keys().copied().collect();
-        let [1, n] = lengths[..] else {
-            anyhow::bail!("{FILE}: {engine} p{prompt_tokens} has calls of {lengths:?} new tokens, not 1 and one N > 1");
+    for ((engine, prompt_tokens), (path, reps)) in by {
+        let whole: Vec<(f64, (usize, f64), (f64, StepStamps))> =
+            reps.values().filter_map(|&(a, b, c)| Some((a?, b?, c?))).collect();
+        let lengths: Vec<usize> = {
+            let mut l: Vec<usize> = whole.iter().map(|w| w.1 .0).collect();
+            l.dedup();
+            l
         };
-        let (first, whole) = (&by_length[&1], &by_length[&n]);
-        let plain_decode_ms = median(whole) - median(first);
-        anyhow::ensure!(plain_decode_ms > 0.0, "{FILE}: {engine} p{prompt_tokens}: {n} tokens took no longer than 1");
+        let [n] = lengths[..] else {
+            anyhow::bail!("{FILE}: {engine} p{prompt_tokens}: no repetition with a 1-token, an N-token and a clocked call of one N (N = {lengths:?})");
+        };
+        anyhow::ensure!(n > 1, "{FILE}: {engine} p{prompt_tokens}: N must exceed 1");
+        let steps: Vec<f64> = whole
+            .iter()
+            .map(|w| w.2 .1)
+            .filter(|s| s.steps == n && s.last_ns > s.ttft_ns)
+            .map(|s| (n - 1) as f64 / ((s.last_ns - s.ttft_ns) as f64 / 1e9))
+            .collect();
+        anyhow::ensure!(steps.len() == whole.len(), "{FILE}: {engine} p{prompt_tokens}: a clocked call has not {n} increasing stamps");
         let max_new: Vec<usize> = run
             .requests
             .iter()
@@ -101,14 +144,17 @@ pub fn rows(calls: &[PlainCall], run: &Run, summary: &Summary) -> anyhow::Result
         let (Some(decode), Some(ttft)) = (&cell.decode_tok_per_s.all, &cell.ttft_ms.all) else {
             anyhow::bail!("summary.json: {engine} p{prompt_tokens} has no decode or TTFT median");
         };
+        let column = |f: &dyn Fn(&(f64, (usize, f64), (f64, StepStamps))) -> f64| median(&whole.iter().map(f).collect::<Vec<_>>());
         out.push(TaxRow {
             engine: engine.to_string(),
             path,
             prompt_tokens,
             new_tokens: n,
-            plain_calls: first.len().min(whole.len()),
-            plain_ttft_ms: median(first),
-            plain_decode_tok_per_s: (n - 1) as f64 / (plain_decode_ms / 1e3),
+            reps: whole.len(),
+            plain_ttft_ms: column(&|w| w.0),
+            plain_request_ms: column(&|w| w.1 .1),
+            step_clock_cost: column(&|w| w.2 .0 / w.1 .1),
+            in_process_decode_tok_per_s: median(&steps),
             ours_ttft_ms: ttft.median,
             ours_decode_tok_per_s: decode.median,
             ours_requests: decode.n,
@@ -120,23 +166,25 @@ pub fn rows(calls: &[PlainCall], run: &Run, summary: &Summary) -> anyhow::Result
 /// The rows as a Markdown table.
 pub fn table(rows: &[TaxRow]) -> String {
     let mut out = String::from(
-        "| engine | plain path | prompt | new tokens | plain decode tok/s | ours | ours ÷ plain | plain TTFT ms | ours | ours ÷ plain | n plain / ours |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| engine | plain path | prompt | new tokens | generate() ms | step clock: wall ÷ plain | in-process decode tok/s | ours | ours ÷ in-process | generate(), 1 token, ms | ours TTFT ms | ours ÷ plain | reps / requests |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         out += &format!(
-            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.3} | {:.2} | {:.2} | {:.3} | {} / {} |\n",
+            "| {} | {} | {} | {} | {:.1} | {:.3} | {:.1} | {:.1} | {:.3} | {:.2} | {:.2} | {:.3} | {} / {} |\n",
             r.engine,
             r.path,
             r.prompt_tokens,
             r.new_tokens,
-            r.plain_decode_tok_per_s,
+            r.plain_request_ms,
+            r.step_clock_cost,
+            r.in_process_decode_tok_per_s,
             r.ours_decode_tok_per_s,
             r.decode_ratio(),
             r.plain_ttft_ms,
             r.ours_ttft_ms,
             r.ttft_ratio(),
-            r.plain_calls,
+            r.reps,
             r.ours_requests
         );
     }

@@ -3,38 +3,53 @@
 
 use std::path::{Path, PathBuf};
 
-use analysis::harness_tax::{rows, table, PlainCall};
+use analysis::harness_tax::{rows, table, PlainCall, StepStamps};
 
 fn committed(run: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results").join(run)
 }
 
-fn call(prompt_tokens: usize, new_tokens: usize, ms: f64) -> PlainCall {
-    PlainCall { engine: "pytorch_baseline".into(), path: "generate()".into(), prompt_tokens, new_tokens, total_ns: (ms * 1e6) as u64 }
+fn call(rep: usize, new_tokens: usize, ms: f64, step_clock: Option<StepStamps>) -> PlainCall {
+    let (engine, path) = ("pytorch_baseline".into(), "generate()".into());
+    PlainCall { engine, path, prompt_tokens: 128, new_tokens, rep, total_ns: (ms * 1e6) as u64, step_clock }
+}
+
+/// Three repetitions of 1 token, 64 tokens and 64 tokens with the step clock: TTFT 20, 22, 24 ms;
+/// 652, 700, 652 ms plain; 660, 700, 700 ms clocked; each clocked call 63 steps in 630 ms.
+fn three_reps(new_tokens: usize) -> Vec<PlainCall> {
+    let stamps = StepStamps { ttft_ns: 20_000_000, last_ns: 650_000_000, steps: new_tokens };
+    [(20.0, 652.0, 660.0), (22.0, 700.0, 700.0), (24.0, 652.0, 700.0)]
+        .iter()
+        .enumerate()
+        .flat_map(|(rep, &(one, n, clocked))| {
+            [call(rep, 1, one, None), call(rep, new_tokens, n, None), call(rep, new_tokens, clocked, Some(stamps))]
+        })
+        .collect()
 }
 
 #[test]
 fn ours_is_set_beside_the_plain_path_of_the_same_cell_and_a_mismatch_is_refused() {
     let report = analysis::analyze(&committed("h200-ref-6")).unwrap();
     let (run, summary) = (&report.run, &report.summary);
-    // 1 token: 20, 22, 24 ms (median 22); 64 tokens: 652, 652, 700 (median 652): 63 steps in 630 ms.
-    let calls: Vec<PlainCall> = [20.0, 22.0, 24.0].iter().map(|&ms| call(128, 1, ms)).chain([652.0, 700.0, 652.0].iter().map(|&ms| call(128, 64, ms))).collect();
-    let got = rows(&calls, run, summary).unwrap();
+    let got = rows(&three_reps(64), run, summary).unwrap();
     assert_eq!(got.len(), 1);
     let r = &got[0];
-    assert_eq!((r.prompt_tokens, r.new_tokens, r.plain_calls), (128, 64, 3));
+    assert_eq!((r.prompt_tokens, r.new_tokens, r.reps), (128, 64, 3));
     assert!((r.plain_ttft_ms - 22.0).abs() < 1e-9);
-    assert!((r.plain_decode_tok_per_s - 100.0).abs() < 1e-6, "{}", r.plain_decode_tok_per_s);
+    assert!((r.plain_request_ms - 652.0).abs() < 1e-9);
+    // Paired ratios 660/652, 700/700, 700/652: the median is the first.
+    assert!((r.step_clock_cost - 660.0 / 652.0).abs() < 1e-9, "{}", r.step_clock_cost);
+    assert!((r.in_process_decode_tok_per_s - 100.0).abs() < 1e-9, "{}", r.in_process_decode_tok_per_s);
     let cell = summary.cells.iter().find(|c| c.engine == "pytorch_baseline" && c.prompt_tokens == 128).unwrap();
     assert_eq!(r.ours_decode_tok_per_s, cell.decode_tok_per_s.all.as_ref().unwrap().median);
     assert!((r.decode_ratio() - r.ours_decode_tok_per_s / 100.0).abs() < 1e-12);
-    assert!(table(&got).contains("| pytorch_baseline | generate() | 128 | 64 |"), "{}", table(&got));
+    assert!(table(&got).contains("| pytorch_baseline | generate() | 128 | 64 | 652.0 | 1.012 | 100.0 |"), "{}", table(&got));
 
     // 32 new tokens: the run has no such cell.
-    let other: Vec<PlainCall> = vec![call(128, 1, 20.0), call(128, 32, 300.0)];
-    let e = rows(&other, run, summary).unwrap_err().to_string();
+    let e = rows(&three_reps(32), run, summary).unwrap_err().to_string();
     assert!(e.contains("pytorch_baseline p128 × 32 new tokens has no latency cell"), "{e}");
-    // No 1-token calls: no time to first token to subtract.
-    let e = rows(&[call(128, 64, 600.0)], run, summary).unwrap_err().to_string();
-    assert!(e.contains("not 1 and one N > 1"), "{e}");
+    // No clocked calls: nothing defined as the engine's decode rate to compare with.
+    let plain_only: Vec<PlainCall> = three_reps(64).into_iter().filter(|c| c.step_clock.is_none()).collect();
+    let e = rows(&plain_only, run, summary).unwrap_err().to_string();
+    assert!(e.contains("no repetition with"), "{e}");
 }
