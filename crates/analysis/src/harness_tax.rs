@@ -57,10 +57,11 @@ pub struct TaxRow {
     /// Medians of the plain calls' wall times: 1 new token, N new tokens.
     pub plain_ttft_ms: f64,
     pub plain_request_ms: f64,
-    /// Median over repetitions of (N tokens with the step clock) ÷ (N tokens plain), wall time.
-    pub step_clock_cost: f64,
+    /// Median over repetitions of (N tokens with the step clock) ÷ (N tokens plain), wall time;
+    /// null for a plain path run without the clocked call.
+    pub step_clock_cost: Option<f64>,
     /// Median over repetitions of the clocked call's decode rate, Σ inter-token intervals.
-    pub in_process_decode_tok_per_s: f64,
+    pub in_process_decode_tok_per_s: Option<f64>,
     /// The engine's own cell (latency, batch 1, same prompt length and new tokens): medians.
     pub ours_ttft_ms: f64,
     pub ours_decode_tok_per_s: f64,
@@ -70,8 +71,8 @@ pub struct TaxRow {
 impl TaxRow {
     /// Ours ÷ in-process decode rate: below 1 is what the protocol, process and runner cost (or
     /// the host was slower while the cell ran).
-    pub fn decode_ratio(&self) -> f64 {
-        self.ours_decode_tok_per_s / self.in_process_decode_tok_per_s
+    pub fn decode_ratio(&self) -> Option<f64> {
+        Some(self.ours_decode_tok_per_s / self.in_process_decode_tok_per_s?)
     }
     /// Ours ÷ plain time to first token: above 1 is what the harness costs.
     pub fn ttft_ratio(&self) -> f64 {
@@ -94,6 +95,7 @@ pub fn read_calls(dir: &Path) -> anyhow::Result<Vec<PlainCall>> {
 pub fn rows(calls: &[PlainCall], run: &Run, summary: &Summary) -> anyhow::Result<Vec<TaxRow>> {
     // (engine, prompt) → rep → (1-token wall, N-token wall, clocked call)
     type Reps = BTreeMap<usize, (Option<f64>, Option<(usize, f64)>, Option<(f64, StepStamps)>)>;
+    type Whole = (f64, (usize, f64), Option<(f64, StepStamps)>);
     let mut by: BTreeMap<(&str, usize), (String, Reps)> = BTreeMap::new();
     for c in calls {
         let (_, reps) = by.entry((c.engine.as_str(), c.prompt_tokens)).or_insert_with(|| (c.path.clone(), BTreeMap::new()));
@@ -107,24 +109,30 @@ pub fn rows(calls: &[PlainCall], run: &Run, summary: &Summary) -> anyhow::Result
     }
     let mut out = Vec::new();
     for ((engine, prompt_tokens), (path, reps)) in by {
-        let whole: Vec<(f64, (usize, f64), (f64, StepStamps))> =
-            reps.values().filter_map(|&(a, b, c)| Some((a?, b?, c?))).collect();
+        // A file with clocked calls needs them in every repetition; one without has none.
+        let clocked = reps.values().any(|r| r.2.is_some());
+        let whole: Vec<Whole> =
+            reps.values().filter(|r| r.2.is_some() == clocked).filter_map(|&(a, b, c)| Some((a?, b?, c))).collect();
         let lengths: Vec<usize> = {
             let mut l: Vec<usize> = whole.iter().map(|w| w.1 .0).collect();
             l.dedup();
             l
         };
         let [n] = lengths[..] else {
-            anyhow::bail!("{FILE}: {engine} p{prompt_tokens}: no repetition with a 1-token, an N-token and a clocked call of one N (N = {lengths:?})");
+            anyhow::bail!("{FILE}: {engine} p{prompt_tokens}: no repetitions with a 1-token and an N-token call (and a clocked one, where any is) of one N (N = {lengths:?})");
         };
         anyhow::ensure!(n > 1, "{FILE}: {engine} p{prompt_tokens}: N must exceed 1");
         let steps: Vec<f64> = whole
             .iter()
-            .map(|w| w.2 .1)
+            .filter_map(|w| w.2)
+            .map(|c| c.1)
             .filter(|s| s.steps == n && s.last_ns > s.ttft_ns)
             .map(|s| (n - 1) as f64 / ((s.last_ns - s.ttft_ns) as f64 / 1e9))
             .collect();
-        anyhow::ensure!(steps.len() == whole.len(), "{FILE}: {engine} p{prompt_tokens}: a clocked call has not {n} increasing stamps");
+        anyhow::ensure!(
+            steps.len() == if clocked { whole.len() } else { 0 },
+            "{FILE}: {engine} p{prompt_tokens}: a clocked call has not {n} increasing stamps"
+        );
         let max_new: Vec<usize> = run
             .requests
             .iter()
@@ -144,7 +152,7 @@ pub fn rows(calls: &[PlainCall], run: &Run, summary: &Summary) -> anyhow::Result
         let (Some(decode), Some(ttft)) = (&cell.decode_tok_per_s.all, &cell.ttft_ms.all) else {
             anyhow::bail!("summary.json: {engine} p{prompt_tokens} has no decode or TTFT median");
         };
-        let column = |f: &dyn Fn(&(f64, (usize, f64), (f64, StepStamps))) -> f64| median(&whole.iter().map(f).collect::<Vec<_>>());
+        let column = |f: &dyn Fn(&Whole) -> f64| median(&whole.iter().map(f).collect::<Vec<_>>());
         out.push(TaxRow {
             engine: engine.to_string(),
             path,
@@ -153,8 +161,8 @@ pub fn rows(calls: &[PlainCall], run: &Run, summary: &Summary) -> anyhow::Result
             reps: whole.len(),
             plain_ttft_ms: column(&|w| w.0),
             plain_request_ms: column(&|w| w.1 .1),
-            step_clock_cost: column(&|w| w.2 .0 / w.1 .1),
-            in_process_decode_tok_per_s: median(&steps),
+            step_clock_cost: clocked.then(|| column(&|w| w.2.map_or(f64::NAN, |c| c.0) / w.1 .1)),
+            in_process_decode_tok_per_s: clocked.then(|| median(&steps)),
             ours_ttft_ms: ttft.median,
             ours_decode_tok_per_s: decode.median,
             ours_requests: decode.n,
@@ -171,16 +179,16 @@ pub fn table(rows: &[TaxRow]) -> String {
     );
     for r in rows {
         out += &format!(
-            "| {} | {} | {} | {} | {:.1} | {:.3} | {:.1} | {:.1} | {:.3} | {:.2} | {:.2} | {:.3} | {} / {} |\n",
+            "| {} | {} | {} | {} | {:.1} | {} | {} | {:.1} | {} | {:.2} | {:.2} | {:.3} | {} / {} |\n",
             r.engine,
             r.path,
             r.prompt_tokens,
             r.new_tokens,
             r.plain_request_ms,
-            r.step_clock_cost,
-            r.in_process_decode_tok_per_s,
+            dash(r.step_clock_cost, 3),
+            dash(r.in_process_decode_tok_per_s, 1),
             r.ours_decode_tok_per_s,
-            r.decode_ratio(),
+            dash(r.decode_ratio(), 3),
             r.plain_ttft_ms,
             r.ours_ttft_ms,
             r.ttft_ratio(),
@@ -189,6 +197,10 @@ pub fn table(rows: &[TaxRow]) -> String {
         );
     }
     out
+}
+
+fn dash(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("–".into(), |v| format!("{v:.decimals$}"))
 }
 
 /// The table of a run directory holding `plain_paths.jsonl`.
