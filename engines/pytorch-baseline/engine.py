@@ -70,6 +70,16 @@ def parse_device(name):
     return torch.device(name)
 
 
+def greedy_config(model, cache_implementation, max_new_tokens=None):
+    """The model's generation config made greedy, exactly `max_new_tokens` (no end-of-sequence stop)."""
+    gc = copy.deepcopy(model.generation_config)
+    gc.do_sample, gc.temperature, gc.top_p, gc.top_k = False, None, None, None
+    gc.eos_token_id, gc.pad_token_id = None, 0
+    gc.cache_implementation = cache_implementation
+    gc.max_new_tokens, gc.min_new_tokens = max_new_tokens, None
+    return gc
+
+
 def resident_bytes():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -111,12 +121,7 @@ class Engine:
                                                  attn_implementation=self.attention)
         self.model = model.to(self.device).eval()
         self.vocab_size = self.model.get_input_embeddings().num_embeddings
-        # Greedy, exactly max_new_tokens (no end-of-sequence stop).
-        gc = copy.deepcopy(self.model.generation_config)
-        gc.do_sample, gc.temperature, gc.top_p, gc.top_k = False, None, None, None
-        gc.eos_token_id, gc.pad_token_id = None, 0
-        gc.cache_implementation = "static" if self.compiled else None
-        self.generation_config = gc
+        self.generation_config = greedy_config(self.model, "static" if self.compiled else None)
         if self.compiled:
             # Compile (and capture graphs) now, so load time holds it rather than the first request.
             self.run_generate([0] * 8, 4, 1, StepTimes(self.device, time.perf_counter_ns(), None))

@@ -16,7 +16,6 @@ which ids they are).
 """
 
 import argparse
-import copy
 import gc
 import json
 import os
@@ -27,7 +26,7 @@ import time
 import torch
 from transformers import LlamaForCausalLM, StoppingCriteriaList
 
-from engine import StepTimes
+from engine import StepTimes, greedy_config
 
 DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
 # The settings of engine.py's two engines.
@@ -38,15 +37,6 @@ PATHS = {
                          "path": "generate(), sdpa attention, static cache (auto-compiled)"},
 }
 WARMUP = 3
-
-
-def greedy_config(model, cache_implementation, new_tokens):
-    gc_ = copy.deepcopy(model.generation_config)
-    gc_.do_sample, gc_.temperature, gc_.top_p, gc_.top_k = False, None, None, None
-    gc_.eos_token_id, gc_.pad_token_id = None, 0
-    gc_.cache_implementation = cache_implementation
-    gc_.max_new_tokens, gc_.min_new_tokens = new_tokens, None
-    return gc_
 
 
 def sync(device):
