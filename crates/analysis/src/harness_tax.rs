@@ -7,8 +7,8 @@
 //! two give what the step clock costs; the clocked call's stamps give decode rates defined as the
 //! engine's (Σ inter-token intervals), so what is left between them and the engine's cell is the
 //! protocol, the process and the runner, and whatever the host did between the two measurements.
-//! (N-token minus 1-token wall time is not used as a decode time: it also counts the per-call work
-//! generate does after its last step.)
+//! (N-token minus 1-token wall time is not used as a decode time: it is the difference of two
+//! calls, so the host's drift between them enters it; the clocked call's stamps are one call's.)
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -62,21 +62,27 @@ pub struct TaxRow {
     pub step_clock_cost: Option<f64>,
     /// Median over repetitions of the clocked call's decode rate, Σ inter-token intervals.
     pub in_process_decode_tok_per_s: Option<f64>,
-    /// The engine's own cell (latency, batch 1, same prompt length and new tokens): medians.
-    pub ours_ttft_ms: f64,
-    pub ours_decode_tok_per_s: f64,
-    pub ours_requests: usize,
+    /// The engine's own cell (latency, batch 1, same prompt length and new tokens): medians;
+    /// null for a folder holding the plain path alone.
+    pub ours: Option<Ours>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Ours {
+    pub ttft_ms: f64,
+    pub decode_tok_per_s: f64,
+    pub requests: usize,
 }
 
 impl TaxRow {
     /// Ours ÷ in-process decode rate: below 1 is what the protocol, process and runner cost (or
     /// the host was slower while the cell ran).
     pub fn decode_ratio(&self) -> Option<f64> {
-        Some(self.ours_decode_tok_per_s / self.in_process_decode_tok_per_s?)
+        Some(self.ours?.decode_tok_per_s / self.in_process_decode_tok_per_s?)
     }
     /// Ours ÷ plain time to first token: above 1 is what the harness costs.
-    pub fn ttft_ratio(&self) -> f64 {
-        self.ours_ttft_ms / self.plain_ttft_ms
+    pub fn ttft_ratio(&self) -> Option<f64> {
+        Some(self.ours?.ttft_ms / self.plain_ttft_ms)
     }
 }
 
@@ -90,9 +96,10 @@ pub fn read_calls(dir: &Path) -> anyhow::Result<Vec<PlainCall>> {
         .collect()
 }
 
-/// One row per engine and prompt length the plain paths measured, beside the run's own cell;
-/// an error names a plain path with no matching cell, or a cell missing one call length.
-pub fn rows(calls: &[PlainCall], run: &Run, summary: &Summary) -> anyhow::Result<Vec<TaxRow>> {
+/// One row per engine and prompt length the plain paths measured, beside the run's own cell
+/// (`run`: the run and its summary; none for the plain path alone); an error names a plain path
+/// with no matching cell, or one missing a call length.
+pub fn rows(calls: &[PlainCall], run: Option<(&Run, &Summary)>) -> anyhow::Result<Vec<TaxRow>> {
     // (engine, prompt) → rep → (1-token wall, N-token wall, clocked call)
     type Reps = BTreeMap<usize, (Option<f64>, Option<(usize, f64)>, Option<(f64, StepStamps)>)>;
     type Whole = (f64, (usize, f64), Option<(f64, StepStamps)>);
@@ -133,25 +140,7 @@ pub fn rows(calls: &[PlainCall], run: &Run, summary: &Summary) -> anyhow::Result
             steps.len() == if clocked { whole.len() } else { 0 },
             "{FILE}: {engine} p{prompt_tokens}: a clocked call has not {n} increasing stamps"
         );
-        let max_new: Vec<usize> = run
-            .requests
-            .iter()
-            .filter(|r| r.engine == engine && r.scenario == "latency" && r.batch_size == 1 && r.prompt_tokens == prompt_tokens)
-            .map(|r| r.max_new_tokens)
-            .collect();
-        anyhow::ensure!(
-            !max_new.is_empty() && max_new.iter().all(|&m| m == n),
-            "{FILE}: {engine} p{prompt_tokens} × {n} new tokens has no latency cell of batch 1 with the same shape in {}",
-            run.dir.display()
-        );
-        let cell = summary
-            .cells
-            .iter()
-            .find(|c| c.engine == engine && c.scenario == "latency" && c.batch_size == 1 && c.prompt_tokens == prompt_tokens)
-            .with_context(|| format!("summary.json has no latency cell for {engine} p{prompt_tokens}"))?;
-        let (Some(decode), Some(ttft)) = (&cell.decode_tok_per_s.all, &cell.ttft_ms.all) else {
-            anyhow::bail!("summary.json: {engine} p{prompt_tokens} has no decode or TTFT median");
-        };
+        let ours = run.map(|(run, summary)| ours(run, summary, engine, prompt_tokens, n)).transpose()?;
         let column = |f: &dyn Fn(&Whole) -> f64| median(&whole.iter().map(f).collect::<Vec<_>>());
         out.push(TaxRow {
             engine: engine.to_string(),
@@ -163,12 +152,34 @@ pub fn rows(calls: &[PlainCall], run: &Run, summary: &Summary) -> anyhow::Result
             plain_request_ms: column(&|w| w.1 .1),
             step_clock_cost: clocked.then(|| column(&|w| w.2.map_or(f64::NAN, |c| c.0) / w.1 .1)),
             in_process_decode_tok_per_s: clocked.then(|| median(&steps)),
-            ours_ttft_ms: ttft.median,
-            ours_decode_tok_per_s: decode.median,
-            ours_requests: decode.n,
+            ours,
         });
     }
     Ok(out)
+}
+
+/// The engine's latency cell of batch 1 with the plain path's shape.
+fn ours(run: &Run, summary: &Summary, engine: &str, prompt_tokens: usize, n: usize) -> anyhow::Result<Ours> {
+    let max_new: Vec<usize> = run
+        .requests
+        .iter()
+        .filter(|r| r.engine == engine && r.scenario == "latency" && r.batch_size == 1 && r.prompt_tokens == prompt_tokens)
+        .map(|r| r.max_new_tokens)
+        .collect();
+    anyhow::ensure!(
+        !max_new.is_empty() && max_new.iter().all(|&m| m == n),
+        "{FILE}: {engine} p{prompt_tokens} × {n} new tokens has no latency cell of batch 1 with the same shape in {}",
+        run.dir.display()
+    );
+    let cell = summary
+        .cells
+        .iter()
+        .find(|c| c.engine == engine && c.scenario == "latency" && c.batch_size == 1 && c.prompt_tokens == prompt_tokens)
+        .with_context(|| format!("summary.json has no latency cell for {engine} p{prompt_tokens}"))?;
+    let (Some(decode), Some(ttft)) = (&cell.decode_tok_per_s.all, &cell.ttft_ms.all) else {
+        anyhow::bail!("summary.json: {engine} p{prompt_tokens} has no decode or TTFT median");
+    };
+    Ok(Ours { ttft_ms: ttft.median, decode_tok_per_s: decode.median, requests: decode.n })
 }
 
 /// The rows as a Markdown table.
@@ -179,7 +190,7 @@ pub fn table(rows: &[TaxRow]) -> String {
     );
     for r in rows {
         out += &format!(
-            "| {} | {} | {} | {} | {:.1} | {} | {} | {:.1} | {} | {:.2} | {:.2} | {:.3} | {} / {} |\n",
+            "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {:.2} | {} | {} | {} / {} |\n",
             r.engine,
             r.path,
             r.prompt_tokens,
@@ -187,13 +198,13 @@ pub fn table(rows: &[TaxRow]) -> String {
             r.plain_request_ms,
             dash(r.step_clock_cost, 3),
             dash(r.in_process_decode_tok_per_s, 1),
-            r.ours_decode_tok_per_s,
+            dash(r.ours.map(|o| o.decode_tok_per_s), 1),
             dash(r.decode_ratio(), 3),
             r.plain_ttft_ms,
-            r.ours_ttft_ms,
-            r.ttft_ratio(),
+            dash(r.ours.map(|o| o.ttft_ms), 2),
+            dash(r.ttft_ratio(), 3),
             r.reps,
-            r.ours_requests
+            r.ours.map_or("–".into(), |o| o.requests.to_string())
         );
     }
     out
@@ -203,9 +214,13 @@ fn dash(v: Option<f64>, decimals: usize) -> String {
     v.map_or("–".into(), |v| format!("{v:.decimals$}"))
 }
 
-/// The table of a run directory holding `plain_paths.jsonl`.
-pub fn of_run(dir: &Path) -> anyhow::Result<String> {
+/// The table of a folder holding `plain_paths.jsonl`: a run directory (the engines' cells beside
+/// the plain path), or a folder of the plain path alone.
+pub fn of_dir(dir: &Path) -> anyhow::Result<String> {
     let calls = read_calls(dir)?;
+    if !dir.join("raw_data").is_dir() {
+        return Ok(table(&rows(&calls, None)?));
+    }
     let report = crate::analyze(dir)?;
-    Ok(table(&rows(&calls, &report.run, &report.summary)?))
+    Ok(table(&rows(&calls, Some((&report.run, &report.summary)))?))
 }

@@ -76,7 +76,8 @@ enum Cmd {
     },
     /// Print, as a Markdown table, each engine's batch-1 latency figures against its plain path (the
     /// upstream library called directly: RUN_DIR/plain_paths.jsonl, written by the engines'
-    /// plain-path programs in the same GPU session).
+    /// plain-path programs in the same GPU session); a folder without raw_data/ holds the plain
+    /// path alone and gets its columns only.
     HarnessTax {
         #[arg(value_name = "RUN_DIR")]
         run: PathBuf,
@@ -172,7 +173,7 @@ fn real_main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Cmd::HarnessTax { run }) => {
-            print!("{}", analysis::harness_tax::of_run(&run)?);
+            print!("{}", analysis::harness_tax::of_dir(&run)?);
             Ok(())
         }
         Some(Cmd::Check { config: Some(config), .. }) => {
