@@ -45,7 +45,8 @@ pub struct Benchmark {
     pub model_path: PathBuf,
     /// Where engines that can run on either side (PyTorch) run: `cpu` or `cuda`. Left out, it is
     /// `cuda` when any engine of the run is a CUDA engine (so the baseline is measured on the same
-    /// side as the engines it is compared with), else `cpu`.
+    /// side as the engines it is compared with), `cpu` when any is a CPU engine; a run of only
+    /// such engines must say.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub device: String,
     /// Compute dtype on GPU engines; CPU engines compute in f32.
@@ -250,13 +251,25 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Fills in `benchmark.device` when the config leaves it out, and refuses a comparison of the
-    /// PyTorch engines on the CPU with CUDA engines (it would compare a CPU baseline with GPUs).
+    /// Fills in `benchmark.device` when the config leaves it out (refusing to guess when every
+    /// engine runs on either side), and refuses a comparison of the PyTorch engines on the CPU with
+    /// CUDA engines (it would compare a CPU baseline with GPUs).
     fn settle_device(&mut self, file: &Path, registry: &Registry) -> Result<(), ConfigError> {
         use crate::registry::DeviceClass;
         let class = |n: &String| registry.get(n).map(|s| s.device);
         let cuda: Vec<&String> = self.engines.iter().filter(|n| class(n) == Some(DeviceClass::Cuda)).collect();
         let either: Vec<&String> = self.engines.iter().filter(|n| class(n) == Some(DeviceClass::Either)).collect();
+        if self.benchmark.device.is_empty() && !either.is_empty() && either.len() == self.engines.len() {
+            // Nothing else in the run says which side they belong on.
+            return Err(ConfigError::Invalid {
+                file: file.into(),
+                path: "benchmark.device".into(),
+                message: format!(
+                    "is left out, and every engine ({}) runs on either side; say `device: cuda` or `device: cpu`",
+                    either.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
         if self.benchmark.device.is_empty() {
             self.benchmark.device = if cuda.is_empty() { "cpu" } else { "cuda" }.into();
         } else if self.benchmark.device == "cpu" && !cuda.is_empty() && !either.is_empty() {
@@ -587,6 +600,11 @@ workloads:
             e.contains("benchmark.device: is `cpu`, so pytorch_baseline would run on the CPU against CUDA engines (candle_cuda)"),
             "{e}"
         );
+        // Only engines that run on either side: nothing to follow, so the config must say.
+        let e = problem(&GOOD.replace("[lm_rs]", "[pytorch_baseline, pytorch_compiled]"));
+        assert!(e.contains("benchmark.device: is left out, and every engine (pytorch_baseline, pytorch_compiled) runs on either side"), "{e}");
+        std::fs::write(&file, GOOD.replace("[lm_rs]", "[pytorch_baseline]").replace("model_path: MODEL", "model_path: MODEL, device: cuda").replace("MODEL", &dir.path().display().to_string())).unwrap();
+        assert_eq!(Config::load(&file, dir.path(), &Registry::builtin()).unwrap().benchmark.device, "cuda");
         let e = problem(&format!("{GOOD}system: {{cpus: \"99999\"}}\n"));
         assert!(e.contains("system.cpus: CPU 99999 is not available here"), "{e}");
         let e = problem(&GOOD.replace("iterations: 2", "iterations: 2, scenario: memory, interleave: true"));
