@@ -70,6 +70,16 @@ def parse_device(name):
     return torch.device(name)
 
 
+def default_attention(compiled):
+    """The baseline stays eager ("unoptimised"); the compiled engine uses torch's fused attention."""
+    return "sdpa" if compiled else "eager"
+
+
+def cache_implementation(compiled):
+    """The static KV cache, with which generate compiles the forward pass; else generate's default."""
+    return "static" if compiled else None
+
+
 def greedy_config(model, cache_implementation, max_new_tokens=None):
     """The model's generation config made greedy, exactly `max_new_tokens` (no end-of-sequence stop)."""
     gc = copy.deepcopy(model.generation_config)
@@ -112,8 +122,7 @@ class Engine:
         if not isinstance(self.compiled, bool):
             raise bad_request("`options.compile` must be a boolean")
 
-        # The baseline stays eager ("unoptimised"); the compiled engine uses torch's fused attention.
-        self.attention = options.get("attn_implementation", "sdpa" if self.compiled else "eager")
+        self.attention = options.get("attn_implementation", default_attention(self.compiled))
         if self.attention not in ATTENTION:
             raise bad_request(f"`options.attn_implementation` must be one of {list(ATTENTION)}, got {self.attention!r}")
 
@@ -121,7 +130,6 @@ class Engine:
                                                  attn_implementation=self.attention)
         self.model = model.to(self.device).eval()
         self.vocab_size = self.model.get_input_embeddings().num_embeddings
-        self.generation_config = greedy_config(self.model, "static" if self.compiled else None)
         if self.compiled:
             # Compile (and capture graphs) now, so load time holds it rather than the first request.
             self.run_generate([0] * 8, 4, 1, StepTimes(self.device, time.perf_counter_ns(), None))
@@ -214,8 +222,7 @@ class Engine:
         )
 
     def config_for(self, max_new_tokens, **extra):
-        gc = copy.deepcopy(self.generation_config)
-        gc.max_new_tokens, gc.min_new_tokens = max_new_tokens, None
+        gc = greedy_config(self.model, cache_implementation(self.compiled), max_new_tokens)
         for key, value in extra.items():
             setattr(gc, key, value)
         return gc

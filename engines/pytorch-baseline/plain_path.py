@@ -26,15 +26,12 @@ import time
 import torch
 from transformers import LlamaForCausalLM, StoppingCriteriaList
 
-from engine import StepTimes, greedy_config
+from engine import DTYPES, StepTimes, cache_implementation, default_attention, greedy_config
 
-DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
-# The settings of engine.py's two engines.
+# engine.py's two engines: whether compiled (their settings follow from it there), and in words.
 PATHS = {
-    "pytorch_baseline": {"attn_implementation": "eager", "cache_implementation": None,
-                         "path": "generate(), eager attention, DynamicCache"},
-    "pytorch_compiled": {"attn_implementation": "sdpa", "cache_implementation": "static",
-                         "path": "generate(), sdpa attention, static cache (auto-compiled)"},
+    "pytorch_baseline": (False, "generate(), eager attention, DynamicCache"),
+    "pytorch_compiled": (True, "generate(), sdpa attention, static cache (auto-compiled)"),
 }
 WARMUP = 3
 
@@ -84,15 +81,15 @@ def main():
 
     with open(args.out, "a") as out:
         for engine in engines:
-            settings = PATHS[engine]
+            compiled, path = PATHS[engine]
             model = LlamaForCausalLM.from_pretrained(args.model, dtype=DTYPES[args.dtype],
-                                                     attn_implementation=settings["attn_implementation"])
+                                                     attn_implementation=default_attention(compiled))
             model = model.to(device).eval()
             vocab = model.get_input_embeddings().num_embeddings
             rng = random.Random(args.seed)
             for p in prompts:
                 input_ids = torch.tensor([[rng.randrange(vocab) for _ in range(p)]], dtype=torch.long, device=device)
-                configs = {n: greedy_config(model, settings["cache_implementation"], n) for n in (1, args.new_tokens)}
+                configs = {n: greedy_config(model, cache_implementation(compiled), n) for n in (1, args.new_tokens)}
                 # (new tokens, with engine.py's step clock)
                 calls = [(1, False), (args.new_tokens, False), (args.new_tokens, True)]
                 for _ in range(WARMUP):
@@ -101,7 +98,7 @@ def main():
                 for rep in range(args.reps):
                     for n, clocked in calls:
                         total_ns, stamps = timed_generate(model, input_ids, configs[n], device, clocked)
-                        row = {"engine": engine, "path": settings["path"], "device": str(device), "dtype": args.dtype,
+                        row = {"engine": engine, "path": path, "device": str(device), "dtype": args.dtype,
                                "prompt_tokens": p, "new_tokens": n, "rep": rep, "total_ns": total_ns}
                         if stamps is not None:
                             row["step_clock"] = {"ttft_ns": stamps[0], "last_ns": stamps[-1], "steps": len(stamps)}
