@@ -140,6 +140,7 @@ pub fn rows(calls: &[PlainCall], run: Option<(&Run, &Summary)>) -> anyhow::Resul
             steps.len() == if clocked { whole.len() } else { 0 },
             "{FILE}: {engine} p{prompt_tokens}: a clocked call has not {n} increasing stamps"
         );
+        let clock_ratios: Vec<f64> = whole.iter().filter_map(|w| Some(w.2?.0 / w.1 .1)).collect();
         let ours = run.map(|(run, summary)| ours(run, summary, engine, prompt_tokens, n)).transpose()?;
         let column = |f: &dyn Fn(&Whole) -> f64| median(&whole.iter().map(f).collect::<Vec<_>>());
         out.push(TaxRow {
@@ -150,7 +151,7 @@ pub fn rows(calls: &[PlainCall], run: Option<(&Run, &Summary)>) -> anyhow::Resul
             reps: whole.len(),
             plain_ttft_ms: column(&|w| w.0),
             plain_request_ms: column(&|w| w.1 .1),
-            step_clock_cost: clocked.then(|| column(&|w| w.2.map_or(f64::NAN, |c| c.0) / w.1 .1)),
+            step_clock_cost: clocked.then(|| median(&clock_ratios)),
             in_process_decode_tok_per_s: clocked.then(|| median(&steps)),
             ours,
         });
