@@ -50,7 +50,7 @@ enum Cmd {
         #[command(subcommand)]
         command: ModelsCmd,
     },
-    /// Rebuild summary.json, tables/ and plots/ of each run from its raw data and print its table.
+    /// Rebuild summary.json, tables/, plots/ and report.html of each run from its raw data and print its table.
     /// With several runs and --reproducibility, also the spread of every cell's median across them.
     Analyze {
         /// Run directories (results/<run>).
@@ -66,6 +66,35 @@ enum Cmd {
         /// Pool runs of different commits, checkpoints or configs (refused otherwise).
         #[arg(long)]
         allow_mixed: bool,
+    },
+    /// Write report.html of each run from its raw data, touching no other file (the book does this
+    /// for every committed run).
+    Report {
+        #[arg(required = true, value_name = "RUN_DIR")]
+        runs: Vec<PathBuf>,
+        /// Where the methodology link points (default: the book chapter in this repository).
+        #[arg(long, value_name = "URL")]
+        methodology: Option<String>,
+    },
+    /// Compare two runs cell by cell: the change of decode speed, TTFT and latency with an
+    /// interval, Mann-Whitney with Holm's correction, and a verdict against a noise threshold.
+    /// Writes compare.json and compare.html; exits 1 when a figure regressed significantly
+    /// beyond the threshold (a CI guard, like criterion's saved baselines).
+    Compare {
+        #[arg(value_name = "BASE")]
+        base: PathBuf,
+        #[arg(value_name = "NEW")]
+        new: PathBuf,
+        /// The relative change that counts as more than noise, for every row (0.05 = 5 %).
+        #[arg(long, value_name = "FRACTION")]
+        threshold: Option<f64>,
+        /// An over-runs folder or file (analyze --over-runs): each cell's threshold is then twice
+        /// its between-run CV of decode speed.
+        #[arg(long, value_name = "PATH", conflicts_with = "threshold")]
+        noise: Option<PathBuf>,
+        /// Folder for compare.json and compare.html (default: NEW/compare-BASE).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Write every derived file of a results folder again from raw data: each run's summary.json,
     /// tables/ and plots/, and each folder pooling runs (over runs, reproducibility). `git diff`
@@ -136,7 +165,9 @@ fn real_main() -> anyhow::Result<()> {
                 let started = std::time::Instant::now();
                 let mut report = analysis::analyze(run)?;
                 analysis::write(&mut report)?;
+                let page = html_report::write(&report)?;
                 print!("{}", terminal_table::table(&report.summary));
+                eprintln!("{}: report in {}", run.display(), page.display());
                 eprintln!("{}: analysed {} requests in {:.2} s", run.display(), report.run.requests.len(), started.elapsed().as_secs_f64());
                 reports.push(report);
             }
@@ -170,6 +201,50 @@ fn real_main() -> anyhow::Result<()> {
                 eprintln!("{}: {files} files", d.dir().display());
             }
             eprintln!("re-derived {} folders of {} in {:.1} s", done.len(), results.display(), started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Some(Cmd::Report { runs, methodology }) => {
+            for run in &runs {
+                let started = std::time::Instant::now();
+                let report = analysis::analyze(run)?;
+                let link = methodology.clone().unwrap_or_else(|| html_report::methodology_link(run));
+                let path = run.join(html_report::REPORT_FILE);
+                let html = html_report::run_page(&report, &link).render();
+                std::fs::write(&path, &html).with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("{}: {} KB in {:.2} s", path.display(), html.len() / 1024, started.elapsed().as_secs_f64());
+            }
+            Ok(())
+        }
+        Some(Cmd::Compare { base, new, threshold, noise, out }) => {
+            if let Some(t) = threshold {
+                anyhow::ensure!(t.is_finite() && t >= 0.0, "--threshold {t}: give a fraction such as 0.05");
+            }
+            let noise = match noise {
+                None => None,
+                Some(p) => {
+                    let file = if p.is_dir() { p.join("over_runs.json") } else { p };
+                    let text = std::fs::read_to_string(&file).with_context(|| format!("--noise: reading {}", file.display()))?;
+                    let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("--noise: {}", file.display()))?;
+                    let cvs = analysis::run_diff::between_run_cv(&json);
+                    anyhow::ensure!(
+                        !cvs.is_empty(),
+                        "--noise: {} lists no cell with a between-run CV (cells[].decode_tok_per_s.cv)",
+                        file.display()
+                    );
+                    Some((file.display().to_string(), cvs))
+                }
+            };
+            let (b, n) = (analysis::analyze(&base)?, analysis::analyze(&new)?);
+            let d = analysis::run_diff::diff(&b, &n, threshold, noise)?;
+            let out = out.unwrap_or_else(|| new.join(format!("compare-{}", b.run.id)));
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            std::fs::write(out.join("compare.json"), serde_json::to_string_pretty(&d)? + "\n")
+                .with_context(|| format!("writing {}", out.join("compare.json").display()))?;
+            std::fs::write(out.join("compare.html"), html_report::compare_page::page(&d).render())
+                .with_context(|| format!("writing {}", out.join("compare.html").display()))?;
+            print!("{}", analysis::run_diff::table(&d));
+            eprintln!("compare.json and compare.html in {}", out.display());
+            anyhow::ensure!(d.regressed == 0, "{} figure(s) regressed beyond the noise threshold", d.regressed);
             Ok(())
         }
         Some(Cmd::HarnessTax { run }) => {
@@ -220,9 +295,10 @@ fn real_main() -> anyhow::Result<()> {
             };
             let mut report = analysis::analyze(&output)?;
             analysis::write(&mut report)?;
+            let page = html_report::write(&report)?;
             print!("{}", terminal_table::table(&report.summary));
             match ended {
-                run::Ended::Finished => eprintln!("run directory: {}", output.display()),
+                run::Ended::Finished => eprintln!("run directory: {} (open {})", output.display(), page.display()),
                 run::Ended::Interrupted => {
                     eprintln!("interrupted: what was measured is kept and summarised; continue with --resume {}", output.display());
                     return Err(anyhow::anyhow!("the run was interrupted"));
