@@ -190,7 +190,8 @@ fn stages(run: analysis::Run) -> anyhow::Result<()> {
     lap("cells (grouping)");
     let metrics = analysis::cells::describe_all(&cells, &settings);
     lap("describe");
-    let comparisons = analysis::compare::compare(&cells, &[run_format::engines::BASELINE, run_format::engines::COMPILED_REFERENCE], &settings);
+    let comparisons =
+        analysis::compare::compare(&cells, &[run_format::engines::BASELINE, run_format::engines::COMPILED_REFERENCE], &settings);
     lap("compare");
     let _ = analysis::business::roofline(&run, &cells);
     lap("roofline");

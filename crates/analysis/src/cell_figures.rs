@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use run_format::config::Settings;
 use crate::host_state::{HostState, HostStates};
-use run_format::Request;
 use crate::requests::decode_tok_s;
 use crate::run::Run;
 use crate::stats::{mean, median_interval, quantile, sorted, variance};
+use run_format::config::Settings;
+use run_format::Request;
 
 /// Below this many values no interval is given (the figure says n instead).
 pub const MIN_N_FOR_INTERVAL: usize = 5;

@@ -5,9 +5,9 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use run_format::config::Settings;
 use crate::requests::{CELL_KEYS, METRICS};
 use crate::stats::{mean, median_interval_sorted, quantile, sorted, t_interval, variance, Fences};
+use run_format::config::Settings;
 
 /// One metric of one cell.
 #[derive(Debug, Clone, PartialEq, Serialize)]

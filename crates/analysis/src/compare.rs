@@ -6,9 +6,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::cells::CellKey;
-use run_format::config::Settings;
 use crate::requests::METRICS;
 use crate::stats::{cliffs_delta_sorted, hodges_lehmann, holm, mann_whitney_u_sorted, quantile, ratio_of_medians, sorted, welch_t};
+use run_format::config::Settings;
 
 /// The figures compared: decode speed (higher is better) and time to first token (lower is better).
 pub const COMPARED: [&str; 2] = ["decode_tok_s", "ttft_ms"];

@@ -49,7 +49,8 @@ pub fn gpu_states(run: &Run) -> Vec<GpuCellState> {
     by_cell
         .into_iter()
         .map(|((engine, workload, cell), samples)| {
-            let busy: Vec<&&run_format::records::Sample> = samples.iter().filter(|s| s.throttle_reasons.unwrap_or(0) & GPU_IDLE == 0).collect();
+            let busy: Vec<&&run_format::records::Sample> =
+                samples.iter().filter(|s| s.throttle_reasons.unwrap_or(0) & GPU_IDLE == 0).collect();
             let clocks: Vec<u32> = busy.iter().filter_map(|s| s.sm_clock_mhz).collect();
             let throttle_reasons = samples.iter().filter_map(|s| s.throttle_reasons).fold(0, |a, b| a | b);
             let mut flags = Vec::new();

@@ -118,8 +118,7 @@ pub fn rows(calls: &[PlainCall], run: Option<(&Run, &Summary)>) -> anyhow::Resul
     for ((engine, prompt_tokens), (path, reps)) in by {
         // A file with clocked calls needs them in every repetition; one without has none.
         let clocked = reps.values().any(|r| r.2.is_some());
-        let whole: Vec<Whole> =
-            reps.values().filter(|r| r.2.is_some() == clocked).filter_map(|&(a, b, c)| Some((a?, b?, c))).collect();
+        let whole: Vec<Whole> = reps.values().filter(|r| r.2.is_some() == clocked).filter_map(|&(a, b, c)| Some((a?, b?, c))).collect();
         let lengths: Vec<usize> = {
             let mut l: Vec<usize> = whole.iter().map(|w| w.1 .0).collect();
             l.dedup();

@@ -7,9 +7,9 @@
 
 use serde::Serialize;
 
-use run_format::Request;
 use crate::run::Run;
 use crate::stats::{quantile, sorted};
+use run_format::Request;
 
 /// The slower side's median must exceed the faster's by this share for two states to be told
 /// apart (a smaller difference is within what one state varies).

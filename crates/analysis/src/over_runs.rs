@@ -10,13 +10,13 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::cell_figures::{cell_values, MIN_N_FOR_INTERVAL};
-use run_format::engines::{BASELINE, COMPILED_REFERENCE};
 use crate::host_state::{host_states, HostState};
 use crate::probe_parts::{probe_parts, PART_NAMES};
 use crate::rank_correlation::chance_level;
 use crate::run::Run;
 use crate::shared_variation::shared_variation;
 use crate::stats::{mean, median, quantile, sorted, variance};
+use run_format::engines::{BASELINE, COMPILED_REFERENCE};
 use seeded_rng::SplitMix64;
 
 /// The goals the measurement issue set: between-run spread of fast-state medians and of paired

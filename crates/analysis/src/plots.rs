@@ -4,9 +4,9 @@
 use plotters::prelude::*;
 
 use crate::roofline::RooflinePoint;
-use run_format::records::LoadLevel;
 use crate::run::Run;
 use crate::summary::{headline_requests, Summary};
+use run_format::records::LoadLevel;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 

@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use crate::host_state::HostStates;
 use crate::rank_correlation::{spearman, MIN_PAIRS};
-use run_format::records::{HostSample, ProbeParts};
 use crate::requests::decode_tok_s;
 use crate::run::Run;
 use crate::stats::{quantile, sorted};
+use run_format::records::{HostSample, ProbeParts};
 
 /// The parts ([`ProbeParts::NAMES`]), then their sum: the names of [`PartDistribution::part`] and
 /// [`PartRho::part`].

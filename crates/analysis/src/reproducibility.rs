@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use crate::cells::CellMetric;
-use run_format::config::Settings;
 use crate::stats::mean;
+use run_format::config::Settings;
 
 /// The figures whose reproducibility is reported.
 pub const TRACKED: [&str; 3] = ["decode_tok_s", "ttft_ms", "output_tok_s"];

@@ -5,10 +5,10 @@
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use run_format::records::LoadLevel;
-use run_format::Request;
-use run_format::request_store::Block;
 use crate::run::Run;
+use run_format::records::LoadLevel;
+use run_format::request_store::Block;
+use run_format::Request;
 
 /// The per-request figures, their column names and units. Engine-side timings are the engine's own
 /// device-synchronised ones; `client_*` and `e2e_ms` are the runner's (queueing and pipes included).

@@ -602,17 +602,8 @@ workloads:
         );
         // Only engines that run on either side: nothing to follow, so the config must say.
         let e = problem(&GOOD.replace("[lm_rs]", "[pytorch_baseline, pytorch_compiled]"));
-        assert!(
-            e.contains("benchmark.device: is left out, and every engine (pytorch_baseline, pytorch_compiled) runs on either side"),
-            "{e}"
-        );
-        std::fs::write(
-            &file,
-            GOOD.replace("[lm_rs]", "[pytorch_baseline]")
-                .replace("model_path: MODEL", "model_path: MODEL, device: cuda")
-                .replace("MODEL", &dir.path().display().to_string()),
-        )
-        .unwrap();
+        assert!(e.contains("benchmark.device: is left out, and every engine (pytorch_baseline, pytorch_compiled) runs on either side"), "{e}");
+        std::fs::write(&file, GOOD.replace("[lm_rs]", "[pytorch_baseline]").replace("model_path: MODEL", "model_path: MODEL, device: cuda").replace("MODEL", &dir.path().display().to_string())).unwrap();
         assert_eq!(Config::load(&file, dir.path(), &Registry::builtin()).unwrap().benchmark.device, "cuda");
         let e = problem(&format!("{GOOD}system: {{cpus: \"99999\"}}\n"));
         assert!(e.contains("system.cpus: CPU 99999 is not available here"), "{e}");

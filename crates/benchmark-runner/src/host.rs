@@ -12,10 +12,10 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::sampler::SamplerThread;
 use run_format::records::{unix_ms, SCHEMA};
 pub use run_format::records::{HostSample, ProbeParts, Tag};
 use seeded_rng::SplitMix64;
+use crate::sampler::SamplerThread;
 
 /// 20 Hz: often enough to see episodes of a few seconds, cheap enough (a probe is ~0.3–0.5 ms)
 /// to take about 1 % of one of the engine's CPUs.

@@ -10,11 +10,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Workload;
 use crate::process::{EngineProcess, Fault};
+use run_format::records::{unix_ms, CellRecord, SCHEMA};
 use crate::registry::EngineSpec;
+use seeded_rng::SplitMix64;
 use crate::run::{fail, plan, Around, Cell, Launch, Runner};
 use crate::stop::stopping;
-use run_format::records::{unix_ms, CellRecord, SCHEMA};
-use seeded_rng::SplitMix64;
 
 /// One engine of an interleaved workload: its launch, its process while it has one, and its
 /// progress through the current cell.

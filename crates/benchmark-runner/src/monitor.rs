@@ -12,9 +12,9 @@ use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
 
-use crate::sampler::SamplerThread;
 use run_format::records::{unix_ms, SCHEMA};
 pub use run_format::records::{CellStats, Sample, Tag};
+use crate::sampler::SamplerThread;
 
 /// 25 Hz on a fixed schedule, so the rate stays above 20 Hz however long a round of NVML calls takes.
 pub const PERIOD: Duration = Duration::from_millis(40);

@@ -9,18 +9,18 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use shared_protocol::{Dtype, GenerateRequest, LoadRequest, LogitsResult, PROTOCOL_VERSION};
 
-use crate::concurrent_load::{self, LevelOutcome};
+use run_format::model::ModelShape;
 use crate::config::{Config, Scenario, Workload};
 use crate::gate;
 use crate::host::HostProbe;
+use crate::concurrent_load::{self, LevelOutcome};
 use crate::monitor::{Monitor, Tag};
 use crate::process::{EngineProcess, Fault, Timed};
 use crate::prompts::prompt_tokens;
-use crate::registry::{EngineSpec, Registry};
-use crate::stop::stopping;
-use run_format::model::ModelShape;
 use run_format::records::{unix_ms, AttemptRecord, CellRecord, EngineRecord, FailureRecord, LoadLevel, RequestRecord, SCHEMA};
 use run_format::RawData;
+use crate::registry::{EngineSpec, Registry};
+use crate::stop::stopping;
 
 pub struct RunPaths {
     pub root: PathBuf,

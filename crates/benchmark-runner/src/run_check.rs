@@ -44,11 +44,9 @@ pub fn problems(run: &Run, written: &str, now: &Summary) -> Vec<String> {
             }
         }
         let f = &e.scenarios;
-        for (scenario, key, empty) in [
-            ("throughput", "throughput", f.throughput.is_empty()),
-            ("concurrent", "load", f.load.is_empty()),
-            ("memory", "memory", f.memory.is_empty()),
-        ] {
+        for (scenario, key, empty) in
+            [("throughput", "throughput", f.throughput.is_empty()), ("concurrent", "load", f.load.is_empty()), ("memory", "memory", f.memory.is_empty())]
+        {
             if scenarios.contains(scenario) && empty {
                 out.push(format!("{name}: summary has no {key} figures"));
             }

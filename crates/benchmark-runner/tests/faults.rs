@@ -7,10 +7,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use benchmark_runner::config::Config;
-use benchmark_runner::registry::Registry;
-use benchmark_runner::{run, terminal_table};
 use run_format::read_stream;
 use run_format::records::{CorrectnessRecord, FailureRecord, RequestRecord};
+use benchmark_runner::registry::Registry;
+use benchmark_runner::{run, terminal_table};
 
 fn fake(name: &str, mode: &str) -> benchmark_runner::registry::EngineSpec {
     common::fake(name, &[("mode", mode.into())])

@@ -5,10 +5,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use benchmark_runner::registry::Registry;
-use benchmark_runner::terminal_table;
 use run_format::read_stream;
 use run_format::records::{CellRecord, HostSample, RequestRecord};
+use benchmark_runner::registry::Registry;
+use benchmark_runner::terminal_table;
 
 #[test]
 fn engines_of_a_workload_take_turns_block_by_block() {

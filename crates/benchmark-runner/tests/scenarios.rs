@@ -6,9 +6,9 @@ mod common;
 
 use std::path::PathBuf;
 
-use benchmark_runner::registry::Registry;
 use run_format::read_stream;
 use run_format::records::{CellRecord, FailureRecord, LoadLevel, RequestRecord};
+use benchmark_runner::registry::Registry;
 
 fn run_yaml(workloads: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,5 @@
 //! Sorting samples: exact `f64::total_cmp` order, by radix for large cells.
 
-
-
 /// A sorted copy. Unstable sorting is exact here: values equal under `total_cmp` are bit-identical.
 pub fn sorted(xs: &[f64]) -> Vec<f64> {
     if xs.len() >= RADIX_ABOVE {

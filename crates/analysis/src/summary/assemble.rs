@@ -320,8 +320,8 @@ pub fn assemble(run: &Run, cell_metrics: &[CellMetric], comparisons: &[Compariso
 #[cfg(test)]
 mod speedup_tests {
     use super::*;
-    use run_format::records::RequestRecord;
     use crate::requests::tests::request;
+    use run_format::records::RequestRecord;
 
     #[test]
     fn speedups_only_compare_cells_both_engines_measured() {
