@@ -104,8 +104,9 @@ def check(site, src, repo, out_dir, jobs=3):
     for rel in pages:
         page = copy_root / rel
         text = page.read_text(encoding="utf-8")
-        page.write_text(text.replace("</body>", PROBE + "</body>") if "</body>" in text else text + PROBE,
-                        encoding="utf-8")
+        # Before the page's own </body>: the last one (a script may hold the string too).
+        head, sep, tail = text.rpartition("</body>")
+        page.write_text(head + PROBE + sep + tail if sep else text + PROBE, encoding="utf-8")
 
     results, problems = {}, []
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -19,6 +19,12 @@ out=results/ci-scenarios-$(date -u +%Y%m%dT%H%M%SZ)
 ./target/release/benchmark-runner --config configs/ci-scenarios.yaml --output "$out" --allow-dirty
 ./target/release/benchmark-runner check "$out"
 
+step "Reports: the run's report.html and a compare.html, opened in headless Chromium (scripts/check_report.py)"
+./target/release/benchmark-runner compare "$out" "$out" --out "$out/compare-self"
+scripts/chromium.sh
+python3 scripts/check_report.py --self-test "$out/report.html"
+python3 scripts/check_report.py --out target/report-check "$out/report.html" "$out/compare-self/compare.html"
+
 step "The book: build it and check every page in headless Chromium (scripts/book.sh)"
 scripts/book.sh
 
