@@ -145,3 +145,59 @@ fn flags_name_failed_gates_and_failed_cells() {
     assert!(flags.iter().any(|f| f.contains(&report.summary.engines[0].name) && f.contains("failed the correctness gate")), "{flags:?}");
     assert!(flags.iter().any(|f| f == "candle_cuda: latency failed (batch 1, prompt 128): timeout: no answer in 60 s"), "{flags:?}");
 }
+
+#[test]
+fn the_host_timeline_holds_the_probe_and_each_requests_decode_rate() {
+    let (report, _, options) = page_of("h200-ref-6");
+    let s = series(&options, "host");
+    let probes: usize = s.iter().filter(|x| x["xAxisIndex"].is_null()).map(|x| x["data"].as_array().unwrap().len()).sum();
+    assert!(probes > 100 && probes <= report.run.host.len(), "{probes} probe points of {}", report.run.host.len());
+    for e in &report.summary.engines {
+        // The probe's series and the decode series share the engine's name (one legend entry hides both).
+        let decode = s.iter().find(|x| x["name"] == e.name.as_str() && x["xAxisIndex"].as_f64() == Some(1.0)).unwrap();
+        let rates: Vec<f64> = decode["data"].as_array().unwrap().iter().map(|d| d[1].as_f64().unwrap()).collect();
+        let measured: Vec<f64> = report
+            .run
+            .requests
+            .iter()
+            .filter(|r| r.engine == e.name && !r.warmup && r.load.is_none())
+            .filter_map(|r| analysis::requests::decode_tok_s(&r))
+            .collect();
+        assert_eq!(rates.len(), measured.len(), "{}: every measured request (fewer than the thinning limit)", e.name);
+        assert!(rates.iter().zip(&measured).all(|(a, b)| close(*a, *b)), "{}", e.name);
+    }
+}
+
+#[test]
+fn roofline_points_are_the_analysiss() {
+    let (report, _, options) = page_of("h200-5-gpu1");
+    for p in &report.roofline {
+        let s = named(&options, "roofline", &p.engine);
+        assert!(
+            s["data"].as_array().unwrap().iter().any(|d| close(d[0].as_f64().unwrap(), p.intensity_flop_per_byte)
+                && close(d[1].as_f64().unwrap(), p.achieved_tflops)
+                && d[2].as_f64() == Some(p.batch_size as f64)),
+            "{} batch {}",
+            p.engine,
+            p.batch_size
+        );
+    }
+}
+
+#[test]
+fn the_compare_page_draws_each_rows_change_and_interval() {
+    let base = analysis::analyze(&committed("h200-ref-5")).unwrap();
+    let new = analysis::analyze(&committed("h200-ref-6")).unwrap();
+    let d = analysis::run_diff::diff(&base, &new, Some(0.05), None).unwrap();
+    let html = html_report::compare_page::page(&d).render();
+    let options = html_report::options_in(&html).unwrap();
+    let labels: Vec<String> = options["decode-change"]["xAxis"]["data"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().into()).collect();
+    for r in d.rows.iter().filter(|r| r.metric == "decode_tok_s") {
+        let i = labels.iter().position(|l| *l == html_report::charts::cell_label(&r.workload, r.batch_size as usize, r.prompt_tokens as usize)).unwrap();
+        let b = &named(&options, "decode-change", &r.engine)["data"][i];
+        let [lo, hi] = r.ratio_ci.unwrap();
+        assert!(close(b[2].as_f64().unwrap(), (r.ratio - 1.0) * 100.0), "{}", r.engine);
+        assert!(close(b[0].as_f64().unwrap(), (lo - 1.0) * 100.0) && close(b[4].as_f64().unwrap(), (hi - 1.0) * 100.0), "{}", r.engine);
+        assert!(html.contains(r.verdict));
+    }
+}
