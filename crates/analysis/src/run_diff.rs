@@ -26,6 +26,8 @@ pub const ALPHA: f64 = 0.05;
 pub enum Threshold {
     /// `--threshold`: one value for every row.
     Given(f64),
+    /// NEW's config, `analysis.compare_noise_threshold`: one value for every row.
+    Config(f64),
     /// Twice each cell's between-run CV of decode speed, from the over-runs file named; cells it
     /// does not list get the default.
     BetweenRuns {
@@ -150,8 +152,9 @@ pub fn between_run_cv(over_runs_json: &serde_json::Value) -> Vec<((String, Strin
         .collect()
 }
 
-/// BASE against NEW. `noise`: per-cell between-run CVs (with the file they came from) used when
-/// no threshold is given. Refused when the runs share no cell.
+/// BASE against NEW. The noise threshold: `given`, else per cell twice its between-run CV from
+/// `noise` (with the file it came from), else NEW's `analysis.compare_noise_threshold`, else 5 %.
+/// Refused when the runs share no cell.
 pub fn diff(
     base: &Report,
     new: &Report,
@@ -159,11 +162,14 @@ pub fn diff(
     noise: Option<(String, Vec<((String, String, u64, u64), f64)>)>,
 ) -> anyhow::Result<RunDiff> {
     let settings = &new.run.config.analysis;
-    let threshold = match (&given, &noise) {
-        (Some(t), _) => Threshold::Given(*t),
-        (None, Some((file, _))) => Threshold::BetweenRuns { file: file.clone(), default: DEFAULT_THRESHOLD },
-        (None, None) => Threshold::Default(DEFAULT_THRESHOLD),
+    let configured = settings.compare_noise_threshold;
+    let threshold = match (&given, &noise, configured) {
+        (Some(t), _, _) => Threshold::Given(*t),
+        (None, Some((file, _)), _) => Threshold::BetweenRuns { file: file.clone(), default: configured.unwrap_or(DEFAULT_THRESHOLD) },
+        (None, None, Some(t)) => Threshold::Config(t),
+        (None, None, None) => Threshold::Default(DEFAULT_THRESHOLD),
     };
+    let fallback = configured.unwrap_or(DEFAULT_THRESHOLD);
     let threshold_of = |k: &CellKey| -> f64 {
         if let Some(t) = given {
             return t;
@@ -176,7 +182,7 @@ pub fn diff(
                 })
             })
             .map(|(_, cv)| CV_MULTIPLE * cv)
-            .unwrap_or(DEFAULT_THRESHOLD)
+            .unwrap_or(fallback)
     };
     let mut rows = Vec::new();
     let mut p_values = Vec::new();

@@ -41,6 +41,12 @@ fn a_slower_engine_is_a_regression_and_a_faster_one_an_improvement() {
     assert!(of("pytorch_compiled").iter().all(|r| r.verdict == "unchanged"), "1 % is within a 5 % threshold, however significant");
     assert_eq!(d.regressed, 2);
     assert!(analysis::run_diff::table(&d).contains("REGRESSED"));
+
+    // NEW's config may set the threshold; a 20 % drop is then within a 30 % noise band.
+    new.run.config.analysis.compare_noise_threshold = Some(0.3);
+    let d = diff(&base, &new, None, None).unwrap();
+    assert!(matches!(d.threshold, analysis::run_diff::Threshold::Config(t) if t == 0.3));
+    assert_eq!(d.regressed, 0);
 }
 
 #[test]

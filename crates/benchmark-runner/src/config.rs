@@ -463,6 +463,9 @@ impl Config {
         if !(a.confidence_level > 0.0 && a.confidence_level < 1.0) {
             return bad("analysis.confidence_level".into(), format!("must lie strictly between 0 and 1, not {}", a.confidence_level));
         }
+        if let Some(t) = a.compare_noise_threshold.filter(|t| !(t.is_finite() && *t >= 0.0 && *t < 1.0)) {
+            return bad("analysis.compare_noise_threshold".into(), format!("must be a fraction in [0, 1), such as 0.05, not {t}"));
+        }
         for (j, t) in a.statistical_tests.iter().enumerate() {
             if !KNOWN_TESTS.contains(&t.as_str()) {
                 return bad(format!("analysis.statistical_tests[{j}]"), format!("unknown test `{t}` (known: {})", KNOWN_TESTS.join(", ")));
@@ -575,6 +578,8 @@ workloads:
         assert!(e.contains("workloads[0].scenario: unknown variant `soak`"), "{e}");
         let e = problem(&format!("{GOOD}analysis: {{confidence_level: 95}}\n"));
         assert!(e.contains("analysis.confidence_level: must lie strictly between 0 and 1"), "{e}");
+        let e = problem(&format!("{GOOD}analysis: {{compare_noise_threshold: 5}}\n"));
+        assert!(e.contains("analysis.compare_noise_threshold: must be a fraction in [0, 1)"), "{e}");
         let e = problem(&format!("{GOOD}analysis: {{statistical_tests: [t_test]}}\n"));
         assert!(e.contains("analysis.statistical_tests[0]: unknown test `t_test`"), "{e}");
         let e = problem("benchmark: [\n");

@@ -78,6 +78,7 @@ pub fn page(d: &RunDiff) -> Page {
     );
     let threshold = match &d.threshold {
         Threshold::Given(t) => format!("{:.1} % for every row (given)", t * 100.0),
+        Threshold::Config(t) => format!("{:.1} % for every row (NEW's analysis.compare_noise_threshold)", t * 100.0),
         Threshold::BetweenRuns { file, default } => {
             format!("twice each cell's between-run CV of decode speed from {file}; {:.1} % for cells it does not list", default * 100.0)
         }

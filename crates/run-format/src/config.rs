@@ -34,6 +34,10 @@ pub struct Settings {
     /// of the roofline. The memory roof is always the measured copy bandwidth.
     #[serde(default)]
     pub peak_tflops: Option<f64>,
+    /// The relative change `benchmark-runner compare` counts as more than noise when NEW is this
+    /// run (0.05 = 5 %); `--threshold` and `--noise` take precedence.
+    #[serde(default)]
+    pub compare_noise_threshold: Option<f64>,
     /// The original design's success criteria, evaluated in `summary.json` → `criteria`.
     #[serde(default)]
     pub criteria: Criteria,
