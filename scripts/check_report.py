@@ -26,6 +26,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_book import chromium  # noqa: E402  (the one lookup of the browser)
+
 PROBE = r"""<script>
 (function () {
   var r = window.__reportCheck = {errors: [], charts: [], resources: 0, toggled: null};
@@ -82,14 +85,6 @@ window.addEventListener('load', function () { var t = setInterval(function () {
 </script>"""
 
 RESULT_RE = re.compile(r'<pre id="__report_check__">(.*?)</pre>', re.S)
-
-
-def chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    sys.exit("check_report: Chromium not found (scripts/chromium.sh installs it)")
 
 
 def chrome(extra):

@@ -70,7 +70,8 @@ pub struct RunDiff {
     pub threshold: Threshold,
     pub alpha: f64,
     pub correction: &'static str,
-    /// Differences in how the runs were made (GPU, checkpoint, dtype, commit, config).
+    /// Differences in how the runs were made (GPU, driver, CPU, checkpoint, dtype, device, commit)
+    /// and engines that failed the gate in NEW.
     pub warnings: Vec<String>,
     pub rows: Vec<DiffRow>,
     pub regressed: usize,
