@@ -366,8 +366,8 @@ impl Config {
                 ),
             );
         }
-        if !b.model_path.join("model.safetensors").is_file() {
-            return bad("benchmark.model_path".into(), format!("{} has no model.safetensors", b.model_path.display()));
+        if let Err(e) = checkpoint::weight_files(&b.model_path) {
+            return bad("benchmark.model_path".into(), e);
         }
         if self.workloads.is_empty() {
             return bad("workloads".into(), "no workloads listed".into());

@@ -50,11 +50,14 @@ pub fn checkpoint(model: &Path) -> Value {
     let read_json =
         |name: &str| -> Option<Value> { std::fs::read_to_string(model.join(name)).ok().and_then(|t| serde_json::from_str(&t).ok()) };
     let synthetic = read_json("synthetic.json");
+    let weights = checkpoint::weight_files(model).ok();
     json!({
         "config": read_json("config.json"),
         "path": model.display().to_string(),
         "config_sha256": sha256_file(&model.join("config.json")),
-        "safetensors_bytes": std::fs::metadata(model.join("model.safetensors")).map(|m| m.len()).ok(),
+        "safetensors_bytes": weights.as_ref().map(|files| files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum::<u64>()),
+        "safetensors_files": weights.as_ref().map(|files| files.iter().filter_map(|f| f.file_name()).map(|n| n.to_string_lossy().to_string()).collect::<Vec<_>>()),
+        "index_sha256": sha256_file(&model.join("model.safetensors.index.json")),
         "synthetic": synthetic,
     })
 }

@@ -126,7 +126,8 @@ enum Cmd {
 enum ModelsCmd {
     /// Write a Llama-3 checkpoint with seeded random weights (no download needed).
     Synth {
-        /// `llama-3.2-1b` (the real shapes, 2.47 GB) or `tiny` (toy size, for CPU tests).
+        /// `llama-3.2-1b` (2.47 GB), `llama-3.2-3b` (6.4 GB, 2 shards), `llama-3.1-8b` (16.1 GB, 4
+        /// shards): the real models' shapes; `tiny`: toy size, for CPU tests.
         #[arg(long)]
         preset: model_synth::Preset,
         /// Folder to write (created if needed).

@@ -3,7 +3,8 @@
 //! No machine of this project can download Llama-3.2-1B-Instruct, and speed depends on shapes and
 //! dtype, not on the values of the weights. So [`synthesize`] writes a checkpoint with the exact
 //! shapes of the real model (or a toy one for CPU tests): `config.json` in the standard Llama-3.2 form,
-//! `model.safetensors` (bf16), a byte-level BPE `tokenizer.json` with the full 128,256-token
+//! `model.safetensors` (bf16; sharded with `model.safetensors.index.json` for the 3B and 8B
+//! presets, as the real checkpoints are), a byte-level BPE `tokenizer.json` with the full 128,256-token
 //! vocabulary and the Llama-3 special tokens, `tokenizer_config.json` with a chat template,
 //! `generation_config.json`, and `synthetic.json`, which says what this is. Same preset and seed,
 //! same bytes.
@@ -25,7 +26,7 @@ pub const DEFAULT_SEED: u64 = 20241;
 pub enum SynthError {
     #[error("cannot write {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("unknown preset `{0}` (known: llama-3.2-1b, tiny)")]
+    #[error("unknown preset `{0}` (known: llama-3.2-1b, llama-3.2-3b, llama-3.1-8b, tiny)")]
     UnknownPreset(String),
 }
 
@@ -47,8 +48,7 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), SynthError> 
 pub fn synthesize(preset: Preset, seed: u64, out: &Path) -> Result<Vec<PathBuf>, SynthError> {
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let shape = preset.shape();
-    let files = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "synthetic.json", "model.safetensors"]
-        .map(|f| out.join(f));
+    let files = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "synthetic.json"].map(|f| out.join(f));
     write_json(&files[0], &shape.config_json())?;
     write_json(&files[1], &shape.generation_config_json())?;
     write_json(&files[2], &tokenizer::tokenizer_json())?;
@@ -63,6 +63,7 @@ pub fn synthesize(preset: Preset, seed: u64, out: &Path) -> Result<Vec<PathBuf>,
             "note": "Seeded random weights with the shapes of the preset. Speed and memory are representative; generated text is not.",
         }),
     )?;
-    weights::write_safetensors(&shape, seed, &files[5])?;
-    Ok(files.to_vec())
+    let mut written = files.to_vec();
+    written.extend(weights::write_weights(&shape, seed, out)?);
+    Ok(written)
 }

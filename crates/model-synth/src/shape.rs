@@ -8,6 +8,12 @@ use crate::SynthError;
 pub enum Preset {
     /// The exact shapes of Llama-3.2-1B-Instruct (1.24 B parameters, 2.47 GB in bf16).
     Llama32_1b,
+    /// The exact shapes of Llama-3.2-3B-Instruct (3.21 B parameters, tied embeddings, 6.4 GB in
+    /// bf16, two shards as the real checkpoint has).
+    Llama32_3b,
+    /// The exact shapes of Llama-3.1-8B-Instruct (8.03 B parameters, untied `lm_head`, 16.1 GB in
+    /// bf16, four shards of at most 5 GB as the real checkpoint has).
+    Llama31_8b,
     /// The same architecture at toy size (full vocabulary, 2 layers) for CPU tests.
     Tiny,
 }
@@ -16,6 +22,8 @@ impl Preset {
     pub fn name(self) -> &'static str {
         match self {
             Preset::Llama32_1b => "llama-3.2-1b",
+            Preset::Llama32_3b => "llama-3.2-3b",
+            Preset::Llama31_8b => "llama-3.1-8b",
             Preset::Tiny => "tiny",
         }
     }
@@ -30,6 +38,33 @@ impl Preset {
                 num_key_value_heads: 8,
                 head_dim: 64,
                 intermediate_size: 8192,
+                rope_factor: 32.0,
+                tie_word_embeddings: true,
+                max_shard_bytes: None,
+            },
+            Preset::Llama32_3b => LlamaShape {
+                vocab_size: 128_256,
+                hidden_size: 3072,
+                num_hidden_layers: 28,
+                num_attention_heads: 24,
+                num_key_value_heads: 8,
+                head_dim: 128,
+                intermediate_size: 8192,
+                rope_factor: 32.0,
+                tie_word_embeddings: true,
+                max_shard_bytes: Some(SHARD_BYTES),
+            },
+            Preset::Llama31_8b => LlamaShape {
+                vocab_size: 128_256,
+                hidden_size: 4096,
+                num_hidden_layers: 32,
+                num_attention_heads: 32,
+                num_key_value_heads: 8,
+                head_dim: 128,
+                intermediate_size: 14_336,
+                rope_factor: 8.0,
+                tie_word_embeddings: false,
+                max_shard_bytes: Some(SHARD_BYTES),
             },
             Preset::Tiny => LlamaShape {
                 vocab_size: 128_256,
@@ -39,6 +74,9 @@ impl Preset {
                 num_key_value_heads: 2,
                 head_dim: 16,
                 intermediate_size: 256,
+                rope_factor: 32.0,
+                tie_word_embeddings: true,
+                max_shard_bytes: None,
             },
         }
     }
@@ -49,6 +87,8 @@ impl std::str::FromStr for Preset {
     fn from_str(s: &str) -> Result<Self, SynthError> {
         match s {
             "llama-3.2-1b" => Ok(Preset::Llama32_1b),
+            "llama-3.2-3b" => Ok(Preset::Llama32_3b),
+            "llama-3.1-8b" => Ok(Preset::Llama31_8b),
             "tiny" => Ok(Preset::Tiny),
             other => Err(SynthError::UnknownPreset(other.to_string())),
         }
@@ -56,7 +96,7 @@ impl std::str::FromStr for Preset {
 }
 
 /// What varies between presets; everything else is Llama-3.2's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LlamaShape {
     pub vocab_size: usize,
     pub hidden_size: usize,
@@ -65,7 +105,17 @@ pub struct LlamaShape {
     pub num_key_value_heads: usize,
     pub head_dim: usize,
     pub intermediate_size: usize,
+    /// Llama-3 rope scaling factor (32 for Llama-3.2, 8 for Llama-3.1).
+    pub rope_factor: f64,
+    /// Without it the checkpoint has its own `lm_head.weight`.
+    pub tie_word_embeddings: bool,
+    /// Shards of at most this many bytes with `model.safetensors.index.json`; None: one
+    /// `model.safetensors`.
+    pub max_shard_bytes: Option<usize>,
 }
+
+/// The shard limit of the real multi-file Llama checkpoints (`save_pretrained`'s "5GB").
+pub const SHARD_BYTES: usize = 5_000_000_000;
 
 pub const BOS_TOKEN_ID: u32 = 128_000;
 pub const EOS_TOKEN_IDS: [u32; 3] = [128_001, 128_008, 128_009];
@@ -94,14 +144,14 @@ impl LlamaShape {
             "pretraining_tp": 1,
             "rms_norm_eps": 1e-5,
             "rope_scaling": {
-                "factor": 32.0,
+                "factor": self.rope_factor,
                 "high_freq_factor": 4.0,
                 "low_freq_factor": 1.0,
                 "original_max_position_embeddings": 8192,
                 "rope_type": "llama3"
             },
             "rope_theta": 500000.0,
-            "tie_word_embeddings": true,
+            "tie_word_embeddings": self.tie_word_embeddings,
             "torch_dtype": "bfloat16",
             "use_cache": true,
             "vocab_size": self.vocab_size
@@ -119,7 +169,7 @@ impl LlamaShape {
     }
 
     /// Every tensor of the checkpoint with its shape, in file order (sorted by name, as safetensors stores them).
-    /// Embeddings are tied, so there is no `lm_head.weight`, as in the real checkpoint.
+    /// With tied embeddings there is no `lm_head.weight`, as in the real checkpoints.
     pub fn tensors(&self) -> Vec<(String, Vec<usize>)> {
         let (h, q, kv, m) =
             (self.hidden_size, self.num_attention_heads * self.head_dim, self.num_key_value_heads * self.head_dim, self.intermediate_size);
@@ -137,6 +187,9 @@ impl LlamaShape {
                 (format!("{p}.mlp.up_proj.weight"), vec![m, h]),
                 (format!("{p}.mlp.down_proj.weight"), vec![h, m]),
             ]);
+        }
+        if !self.tie_word_embeddings {
+            t.push(("lm_head.weight".to_string(), vec![self.vocab_size, h]));
         }
         t.sort_by(|a, b| a.0.cmp(&b.0));
         t
@@ -158,8 +211,17 @@ mod tests {
     }
 
     #[test]
+    fn the_3b_and_8b_presets_have_the_parameter_counts_of_the_real_models() {
+        assert_eq!(Preset::Llama32_3b.shape().parameter_count(), 3_212_749_824);
+        assert_eq!(Preset::Llama31_8b.shape().parameter_count(), 8_030_261_248);
+        assert!(Preset::Llama31_8b.shape().tensors().iter().any(|t| t.0 == "lm_head.weight"), "8B's head is untied");
+        assert_eq!(Preset::Llama31_8b.shape().config_json()["rope_scaling"]["factor"], 8.0);
+    }
+
+    #[test]
     fn presets_parse_by_name_and_unknown_ones_are_named_in_the_error() {
         assert_eq!("tiny".parse::<Preset>().unwrap(), Preset::Tiny);
+        assert_eq!("llama-3.1-8b".parse::<Preset>().unwrap(), Preset::Llama31_8b);
         let err = "llama-70b".parse::<Preset>().unwrap_err().to_string();
         assert!(err.contains("llama-70b") && err.contains("tiny"), "{err}");
     }

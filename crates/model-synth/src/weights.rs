@@ -1,4 +1,6 @@
-//! Seeded random bf16 weights, written as one safetensors file.
+//! Seeded random bf16 weights, written as one safetensors file or as shards with an index (the
+//! layout of every real Llama of 3B and more). Each tensor is generated as it is written: no
+//! second copy of the checkpoint is ever held.
 //!
 //! The generator is the project's own SplitMix64 (`seeded-rng`), so the bytes for a seed never
 //! change under a dependency update. Each tensor is cut into fixed chunks with their own
@@ -55,12 +57,12 @@ fn tensor_bytes(seed: u64, name: &str, len: usize, (center, spread): (f32, f32))
     out
 }
 
-pub(crate) fn write_safetensors(shape: &LlamaShape, seed: u64, path: &Path) -> Result<(), SynthError> {
-    let tensors = shape.tensors();
+/// One safetensors file holding `tensors` (in that order).
+fn write_file_of(shape: &LlamaShape, seed: u64, tensors: &[(String, Vec<usize>)], path: &Path) -> Result<(), SynthError> {
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), serde_json::json!({ "format": "pt" }));
     let mut offset = 0usize;
-    for (name, dims) in &tensors {
+    for (name, dims) in tensors {
         let bytes = dims.iter().product::<usize>() * 2;
         header.insert(name.clone(), serde_json::json!({ "dtype": "BF16", "shape": dims, "data_offsets": [offset, offset + bytes] }));
         offset += bytes;
@@ -75,11 +77,58 @@ pub(crate) fn write_safetensors(shape: &LlamaShape, seed: u64, path: &Path) -> R
     let mut w = std::io::BufWriter::with_capacity(1 << 22, file);
     w.write_all(&(header.len() as u64).to_le_bytes()).map_err(err)?;
     w.write_all(&header).map_err(err)?;
-    for (name, dims) in &tensors {
+    for (name, dims) in tensors {
         let len = dims.iter().product();
         w.write_all(&tensor_bytes(seed, name, len, distribution(shape, name, dims))).map_err(err)?;
     }
     w.flush().map_err(err)
+}
+
+/// Tensors in file order, cut into consecutive groups of at most `max` bytes (a tensor larger
+/// than `max` gets a shard of its own), as `save_pretrained` shards.
+pub(crate) fn shards(tensors: &[(String, Vec<usize>)], max: usize) -> Vec<Vec<(String, Vec<usize>)>> {
+    let mut out: Vec<Vec<(String, Vec<usize>)>> = vec![vec![]];
+    let mut size = 0usize;
+    for t in tensors {
+        let bytes = t.1.iter().product::<usize>() * 2;
+        if size + bytes > max && !out.last().unwrap().is_empty() {
+            out.push(vec![]);
+            size = 0;
+        }
+        size += bytes;
+        out.last_mut().unwrap().push(t.clone());
+    }
+    out
+}
+
+/// `model.safetensors`, or `model-0000i-of-0000N.safetensors` shards and
+/// `model.safetensors.index.json` when the shape has a shard limit. Returns the files written.
+pub(crate) fn write_weights(shape: &LlamaShape, seed: u64, dir: &Path) -> Result<Vec<std::path::PathBuf>, SynthError> {
+    let tensors = shape.tensors();
+    let Some(max) = shape.max_shard_bytes else {
+        let path = dir.join("model.safetensors");
+        write_file_of(shape, seed, &tensors, &path)?;
+        return Ok(vec![path]);
+    };
+    let groups = shards(&tensors, max);
+    let n = groups.len();
+    let mut files = Vec::new();
+    let mut weight_map = serde_json::Map::new();
+    for (i, group) in groups.iter().enumerate() {
+        let name = format!("model-{:05}-of-{n:05}.safetensors", i + 1);
+        let path = dir.join(&name);
+        write_file_of(shape, seed, group, &path)?;
+        for (t, _) in group {
+            weight_map.insert(t.clone(), serde_json::Value::String(name.clone()));
+        }
+        files.push(path);
+    }
+    let total: usize = tensors.iter().map(|t| t.1.iter().product::<usize>() * 2).sum();
+    let index = dir.join("model.safetensors.index.json");
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "metadata": { "total_size": total }, "weight_map": weight_map })).unwrap();
+    crate::write_file(&index, (text + "\n").as_bytes())?;
+    files.push(index);
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -93,5 +142,21 @@ mod tests {
         // 1 + 2^-8 is halfway between two bf16 values: ties go to the even mantissa (1.0).
         assert_eq!(bf16_bits(1.0 + 1.0 / 256.0), 0x3F80);
         assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), 0x3F82);
+    }
+
+    #[test]
+    fn shards_keep_file_order_and_the_limit() {
+        let t = |n: &str, len: usize| (n.to_string(), vec![len]);
+        let tensors = vec![t("a", 3), t("b", 3), t("c", 10), t("d", 1)];
+        let groups = shards(&tensors, 12);
+        let names: Vec<Vec<&str>> = groups.iter().map(|g| g.iter().map(|x| x.0.as_str()).collect()).collect();
+        assert_eq!(names, vec![vec!["a", "b"], vec!["c"], vec!["d"]], "6 + 6 bytes fit 12; c (20 bytes) stands alone");
+    }
+
+    #[test]
+    fn the_8b_preset_shards_as_the_real_checkpoint_does() {
+        let shape = crate::Preset::Llama31_8b.shape();
+        let groups = shards(&shape.tensors(), shape.max_shard_bytes.unwrap());
+        assert_eq!(groups.len(), 4, "four files of at most 5 GB, like Llama-3.1-8B-Instruct");
     }
 }
