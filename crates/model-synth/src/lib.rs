@@ -46,8 +46,12 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), SynthError> 
 
 /// Writes the whole checkpoint into `out` (created if needed). Returns the files written.
 pub fn synthesize(preset: Preset, seed: u64, out: &Path) -> Result<Vec<PathBuf>, SynthError> {
+    synthesize_shape(preset.shape(), preset, seed, out)
+}
+
+/// [`synthesize`] with the preset's shape changed (tests: the tiny model sharded, for one).
+pub fn synthesize_shape(shape: LlamaShape, preset: Preset, seed: u64, out: &Path) -> Result<Vec<PathBuf>, SynthError> {
     std::fs::create_dir_all(out).map_err(io_err(out))?;
-    let shape = preset.shape();
     let files = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "synthetic.json"].map(|f| out.join(f));
     write_json(&files[0], &shape.config_json())?;
     write_json(&files[1], &shape.generation_config_json())?;

@@ -56,7 +56,7 @@ fn zeroed(len: usize) -> Result<Vec<f32>, EngineError> {
 impl Llama {
     pub fn load(dir: &Path) -> Result<Self, EngineError> {
         let cfg = LlamaConfig::read(&dir.join("config.json"))?;
-        let ckpt = Checkpoint::open(&dir.join("model.safetensors"))?;
+        let ckpt = Checkpoint::open(dir)?;
         let (h, hd) = (cfg.hidden_size, cfg.head_dim());
         let (qd, kvd, m) = (cfg.num_attention_heads * hd, cfg.kv_heads() * hd, cfg.intermediate_size);
         let embed = ckpt.matrix("model.embed_tokens.weight", cfg.vocab_size, h)?;

@@ -24,9 +24,11 @@ impl std::fmt::Display for WeightDtype {
     }
 }
 
-/// A row-major matrix inside the mapped file: `rows × cols` elements starting at byte `start`.
+/// A row-major matrix inside a mapped file (`file`: which shard): `rows × cols` elements starting
+/// at byte `start`.
 #[derive(Debug, Clone, Copy)]
 pub struct Matrix {
+    pub file: usize,
     pub start: usize,
     pub rows: usize,
     pub cols: usize,
@@ -34,20 +36,32 @@ pub struct Matrix {
 }
 
 pub struct Checkpoint {
-    map: Mmap,
+    maps: Vec<Mmap>,
     tensors: std::collections::HashMap<String, Matrix>,
     path: String,
 }
 
 impl Checkpoint {
-    pub fn open(path: &Path) -> Result<Self, EngineError> {
-        let display = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|e| EngineError::bad_request(format!("cannot open {display}: {e}")))?;
-        // SAFETY: the checkpoint is read-only for the life of the process; nothing truncates it.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| EngineError::internal(format!("mmap {display}: {e}")))?;
-        let st = SafeTensors::deserialize(&map).map_err(|e| EngineError::bad_request(format!("{display}: {e}")))?;
-        let base = map.as_ptr() as usize;
+    /// Every weight file of the checkpoint in `dir` (one `model.safetensors`, or the shards its
+    /// index names), mapped.
+    pub fn open(dir: &Path) -> Result<Self, EngineError> {
+        let files = checkpoint::weight_files(dir).map_err(EngineError::bad_request)?;
+        let mut maps = Vec::new();
         let mut tensors = std::collections::HashMap::new();
+        for (i, path) in files.iter().enumerate() {
+            let display = path.display().to_string();
+            let file = std::fs::File::open(path).map_err(|e| EngineError::bad_request(format!("cannot open {display}: {e}")))?;
+            // SAFETY: the checkpoint is read-only for the life of the process; nothing truncates it.
+            let map = unsafe { Mmap::map(&file) }.map_err(|e| EngineError::internal(format!("mmap {display}: {e}")))?;
+            Self::index(&map, i, &display, &mut tensors)?;
+            maps.push(map);
+        }
+        Ok(Checkpoint { maps, tensors, path: dir.display().to_string() })
+    }
+
+    fn index(map: &Mmap, file: usize, display: &str, tensors: &mut std::collections::HashMap<String, Matrix>) -> Result<(), EngineError> {
+        let st = SafeTensors::deserialize(map).map_err(|e| EngineError::bad_request(format!("{display}: {e}")))?;
+        let base = map.as_ptr() as usize;
         for (name, view) in st.tensors() {
             let dtype = match view.dtype() {
                 StDtype::BF16 => WeightDtype::Bf16,
@@ -67,9 +81,11 @@ impl Checkpoint {
             if start % align != 0 {
                 return Err(EngineError::unsupported(format!("{display}: tensor {name} is not {align}-byte aligned")));
             }
-            tensors.insert(name, Matrix { start, rows, cols, dtype });
+            if tensors.insert(name.clone(), Matrix { file, start, rows, cols, dtype }).is_some() {
+                return Err(EngineError::bad_request(format!("{display}: tensor {name} is also in another shard")));
+            }
         }
-        Ok(Checkpoint { map, tensors, path: display })
+        Ok(())
     }
 
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix, EngineError> {
@@ -92,7 +108,7 @@ impl Checkpoint {
 
     pub fn rows(&self, m: &Matrix) -> Rows<'_> {
         let n = m.rows * m.cols;
-        let bytes = &self.map[m.start..];
+        let bytes = &self.maps[m.file][m.start..];
         // SAFETY: alignment was checked in `open`, and the length lies inside the mapping
         // (safetensors validated the offsets).
         unsafe {
