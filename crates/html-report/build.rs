@@ -8,12 +8,21 @@ use std::process::Command;
 fn main() {
     let cargo = std::env::var("CARGO").expect("CARGO is set for build scripts");
     let manifest = std::env::var("CARGO_MANIFEST_PATH").expect("CARGO_MANIFEST_PATH is set for build scripts");
-    // Offline and for this target only: cargo build has downloaded exactly those packages.
+    // For this target only. Offline first: a build of the whole workspace has every package it
+    // names already; a build of this crate alone may not, and then cargo may fetch the rest.
     let target = std::env::var("TARGET").expect("TARGET is set for build scripts");
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", &target, "--manifest-path", &manifest])
-        .output()
-        .expect("running cargo metadata");
+    let metadata = |offline: bool| {
+        let mut cmd = Command::new(&cargo);
+        cmd.args(["metadata", "--format-version", "1", "--filter-platform", &target, "--manifest-path", &manifest]);
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.output().expect("running cargo metadata")
+    };
+    let mut out = metadata(true);
+    if !out.status.success() {
+        out = metadata(false);
+    }
     assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cargo metadata's JSON");
     let charming = meta["packages"]
