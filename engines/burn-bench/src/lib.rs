@@ -200,7 +200,7 @@ impl<B: Backend> Runner<B> {
         rope_positions: Option<usize>,
     ) -> Result<(Self, Checkpoint), EngineError> {
         let cfg = LlamaConfig::read(&dir.join("config.json"))?;
-        let ckpt = Checkpoint::open(&dir.join("model.safetensors"))?;
+        let ckpt = Checkpoint::open(dir)?;
         let model = Loader::<B> { ckpt: &ckpt, device: &device, dtype, layout }.llama(&cfg)?;
         let max = cfg.max_position_embeddings.unwrap_or(usize::MAX);
         let positions = rope_positions.unwrap_or(8192).min(max);

@@ -1,4 +1,4 @@
-//! The checkpoint (`model.safetensors`), memory-mapped. Each tensor is decoded once at load into a
+//! The checkpoint (`model.safetensors`, or the shards its index names), memory-mapped. Each tensor is decoded once at load into a
 //! host buffer of the compute dtype (bf16 and f16 widen exactly to f32; bf16 stays bf16 when that is
 //! the compute dtype), optionally transposed, and handed to burn as `TensorData`.
 
@@ -14,41 +14,51 @@ use shared_protocol::EngineError;
 struct Entry {
     dtype: StDtype,
     shape: Vec<usize>,
-    /// Byte range inside the mapping.
+    /// Which shard's mapping, and the byte range inside it.
+    file: usize,
     start: usize,
     end: usize,
 }
 
 pub struct Checkpoint {
-    map: Mmap,
+    maps: Vec<Mmap>,
     entries: HashMap<String, Entry>,
     path: String,
 }
 
 impl Checkpoint {
-    pub fn open(path: &Path) -> Result<Self, EngineError> {
-        let display = path.display().to_string();
-        let file =
-            std::fs::File::open(path).map_err(|e| EngineError::bad_request(format!("cannot open {display}: {e}")))?;
-        // SAFETY: the checkpoint is only read, and nothing truncates it while the engine runs.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| EngineError::internal(format!("mmap {display}: {e}")))?;
-        let st = SafeTensors::deserialize(&map).map_err(|e| EngineError::bad_request(format!("{display}: {e}")))?;
-        let base = map.as_ptr() as usize;
+    /// Every weight file of the checkpoint in `dir`, mapped.
+    pub fn open(dir: &Path) -> Result<Self, EngineError> {
+        let files = checkpoint::weight_files(dir).map_err(EngineError::bad_request)?;
+        let mut maps = Vec::new();
         let mut entries = HashMap::new();
-        for (name, view) in st.tensors() {
-            match view.dtype() {
-                StDtype::BF16 | StDtype::F16 | StDtype::F32 => {}
-                other => {
-                    return Err(EngineError::unsupported(format!(
-                        "{display}: tensor {name} is {other:?}; burn-bench reads bf16, f16 or f32"
-                    )))
+        for (file, path) in files.iter().enumerate() {
+            let display = path.display().to_string();
+            let f = std::fs::File::open(path).map_err(|e| EngineError::bad_request(format!("cannot open {display}: {e}")))?;
+            // SAFETY: the checkpoint is only read, and nothing truncates it while the engine runs.
+            let map = unsafe { Mmap::map(&f) }.map_err(|e| EngineError::internal(format!("mmap {display}: {e}")))?;
+            let st = SafeTensors::deserialize(&map).map_err(|e| EngineError::bad_request(format!("{display}: {e}")))?;
+            let base = map.as_ptr() as usize;
+            for (name, view) in st.tensors() {
+                match view.dtype() {
+                    StDtype::BF16 | StDtype::F16 | StDtype::F32 => {}
+                    other => {
+                        return Err(EngineError::unsupported(format!(
+                            "{display}: tensor {name} is {other:?}; burn-bench reads bf16, f16 or f32"
+                        )))
+                    }
+                }
+                let start = view.data().as_ptr() as usize - base;
+                let end = start + view.data().len();
+                let entry = Entry { dtype: view.dtype(), shape: view.shape().to_vec(), file, start, end };
+                if entries.insert(name.clone(), entry).is_some() {
+                    return Err(EngineError::bad_request(format!("{display}: tensor {name} is also in another shard")));
                 }
             }
-            let start = view.data().as_ptr() as usize - base;
-            let end = start + view.data().len();
-            entries.insert(name, Entry { dtype: view.dtype(), shape: view.shape().to_vec(), start, end });
+            drop(st);
+            maps.push(map);
         }
-        Ok(Checkpoint { map, entries, path: display })
+        Ok(Checkpoint { maps, entries, path: dir.display().to_string() })
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -76,7 +86,7 @@ impl Checkpoint {
 
     /// The tensor widened to f32, row-major as stored.
     fn widen(&self, e: &Entry) -> Vec<f32> {
-        let bytes = &self.map[e.start..e.end];
+        let bytes = &self.maps[e.file][e.start..e.end];
         match e.dtype {
             StDtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             StDtype::BF16 => {

@@ -45,10 +45,28 @@ fn tiny() -> tempfile::TempDir {
     dir
 }
 
+/// The tiny checkpoint in shards of at most 1 MB, with `model.safetensors.index.json`.
+fn tiny_sharded() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shape = model_synth::Preset::Tiny.shape();
+    shape.max_shard_bytes = Some(1 << 20);
+    model_synth::synthesize_shape(shape, model_synth::Preset::Tiny, model_synth::DEFAULT_SEED, dir.path()).unwrap();
+    assert!(dir.path().join("model.safetensors.index.json").is_file() && !dir.path().join("model.safetensors").exists());
+    dir
+}
+
 #[test]
 fn logits_and_greedy_tokens_match_transformers_float32() {
+    matches_the_reference(&tiny());
+}
+
+#[test]
+fn a_sharded_checkpoint_gives_the_same_model() {
+    matches_the_reference(&tiny_sharded());
+}
+
+fn matches_the_reference(dir: &tempfile::TempDir) {
     let reference = model_synth::fixture::tiny_reference();
-    let dir = tiny();
     let mut cmds = vec![load(dir.path(), Dtype::F32)];
     for (i, p) in reference.prompts.iter().enumerate() {
         cmds.push(Command::Logits(LogitsRequest { id: format!("p{i}"), prompt: p.clone(), steps: reference.steps }));
