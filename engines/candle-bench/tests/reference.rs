@@ -45,9 +45,24 @@ fn load(dir: &std::path::Path) -> Command {
 
 #[test]
 fn logits_and_greedy_tokens_match_transformers_float32() {
+    matches_the_reference(&tiny("tiny-reference-logits"));
+}
+
+/// The tiny checkpoint in shards of at most 1 MB, with `model.safetensors.index.json`.
+#[test]
+fn a_sharded_checkpoint_gives_the_same_model() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tiny-sharded");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut shape = model_synth::Preset::Tiny.shape();
+    shape.max_shard_bytes = Some(1 << 20);
+    model_synth::synthesize_shape(shape, model_synth::Preset::Tiny, model_synth::DEFAULT_SEED, &dir).unwrap();
+    assert!(dir.join("model.safetensors.index.json").is_file() && !dir.join("model.safetensors").exists());
+    matches_the_reference(&dir);
+}
+
+fn matches_the_reference(dir: &std::path::Path) {
     let reference = model_synth::fixture::tiny_reference();
-    let dir = tiny("tiny-reference-logits");
-    let mut cmds = vec![load(&dir)];
+    let mut cmds = vec![load(dir)];
     for (i, p) in reference.prompts.iter().enumerate() {
         cmds.push(Command::Logits(LogitsRequest { id: format!("p{i}"), prompt: p.clone(), steps: reference.steps }));
     }

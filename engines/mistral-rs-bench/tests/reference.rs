@@ -96,8 +96,23 @@ fn assert_timings(d: &Done, n: usize) {
 
 #[test]
 fn logits_and_greedy_tokens_match_transformers_float32() {
-    let reference = model_synth::fixture::tiny_reference();
+    matches_the_reference(&tiny());
+}
+
+/// The tiny checkpoint in shards of at most 1 MB, with `model.safetensors.index.json`.
+#[test]
+fn a_sharded_checkpoint_gives_the_same_model() {
     let dir = tiny();
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    let mut shape = model_synth::Preset::Tiny.shape();
+    shape.max_shard_bytes = Some(1 << 20);
+    model_synth::synthesize_shape(shape, model_synth::Preset::Tiny, model_synth::DEFAULT_SEED, dir.path()).unwrap();
+    assert!(dir.path().join("model.safetensors.index.json").is_file() && !dir.path().join("model.safetensors").exists());
+    matches_the_reference(&dir);
+}
+
+fn matches_the_reference(dir: &TempDir) {
+    let reference = model_synth::fixture::tiny_reference();
     let mut cmds = vec![load(dir.path())];
     for (i, p) in reference.prompts.iter().enumerate() {
         cmds.push(Command::Logits(LogitsRequest { id: format!("p{i}"), prompt: p.clone(), steps: reference.steps }));
