@@ -32,9 +32,11 @@ nv=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0],
 [ -f .gpu/cubecl-cache.tar.xz ] && tar -C target -xJf .gpu/cubecl-cache.tar.xz
 runner=.gpu/bin/benchmark-runner
 model=$(sed -n 's/^ *model_path: *"\{0,1\}\([^"]*\)"\{0,1\}.*/\1/p' "$config" | head -n1)
-if [ ! -f "$model/model.safetensors" ]; then
+if [ ! -f "$model/model.safetensors" ] && [ ! -f "$model/model.safetensors.index.json" ]; then
   case "$model" in
     *llama-3.2-1b-synthetic) "$runner" models synth --preset llama-3.2-1b --out "$model" ;;
+    *llama-3.2-3b-synthetic) "$runner" models synth --preset llama-3.2-3b --out "$model" ;;
+    *llama-3.1-8b-synthetic) "$runner" models synth --preset llama-3.1-8b --out "$model" ;;
     *tiny) "$runner" models synth --preset tiny --out "$model" ;;
   esac
 fi
