@@ -49,6 +49,13 @@ pub fn synthesize(preset: Preset, seed: u64, out: &Path) -> Result<Vec<PathBuf>,
     synthesize_shape(preset.shape(), preset, seed, out)
 }
 
+/// The tiny model written in shards of at most 1 MB with `model.safetensors.index.json`: what the
+/// engines' tests load to show that a sharded checkpoint is the same model.
+pub fn synthesize_tiny_sharded(seed: u64, out: &Path) -> Result<Vec<PathBuf>, SynthError> {
+    let shape = LlamaShape { max_shard_bytes: Some(1 << 20), ..Preset::Tiny.shape() };
+    synthesize_shape(shape, Preset::Tiny, seed, out)
+}
+
 /// [`synthesize`] with the preset's shape changed (tests: the tiny model sharded, for one).
 pub fn synthesize_shape(shape: LlamaShape, preset: Preset, seed: u64, out: &Path) -> Result<Vec<PathBuf>, SynthError> {
     std::fs::create_dir_all(out).map_err(io_err(out))?;

@@ -53,9 +53,7 @@ fn logits_and_greedy_tokens_match_transformers_float32() {
 fn a_sharded_checkpoint_gives_the_same_model() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tiny-sharded");
     let _ = std::fs::remove_dir_all(&dir);
-    let mut shape = model_synth::Preset::Tiny.shape();
-    shape.max_shard_bytes = Some(1 << 20);
-    model_synth::synthesize_shape(shape, model_synth::Preset::Tiny, model_synth::DEFAULT_SEED, &dir).unwrap();
+    model_synth::synthesize_tiny_sharded(model_synth::DEFAULT_SEED, &dir).unwrap();
     assert!(dir.join("model.safetensors.index.json").is_file() && !dir.join("model.safetensors").exists());
     matches_the_reference(&dir);
 }

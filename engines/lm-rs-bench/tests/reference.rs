@@ -44,9 +44,7 @@ fn tiny() -> tempfile::TempDir {
 /// The tiny checkpoint in shards of at most 1 MB, with `model.safetensors.index.json`.
 fn tiny_sharded() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let mut shape = model_synth::Preset::Tiny.shape();
-    shape.max_shard_bytes = Some(1 << 20);
-    model_synth::synthesize_shape(shape, model_synth::Preset::Tiny, model_synth::DEFAULT_SEED, dir.path()).unwrap();
+    model_synth::synthesize_tiny_sharded(model_synth::DEFAULT_SEED, dir.path()).unwrap();
     assert!(dir.path().join("model.safetensors.index.json").is_file() && !dir.path().join("model.safetensors").exists());
     dir
 }
