@@ -1,7 +1,11 @@
 //! A Llama checkpoint directory in the Hugging Face layout, as users have it. One reader for the
-//! runner and every Rust engine, so no two of them disagree about which files a checkpoint is.
+//! runner and every Rust engine, so no two of them disagree about which files a checkpoint is or
+//! what model its config.json describes.
 
 use std::path::{Path, PathBuf};
+
+mod config;
+pub use config::{Llama3Rope, LlamaConfig};
 
 fn ensure(ok: bool, why: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(why()) }

@@ -56,6 +56,23 @@ pub fn synthesize_tiny_sharded(seed: u64, out: &Path) -> Result<Vec<PathBuf>, Sy
     synthesize_shape(shape, Preset::Tiny, seed, out)
 }
 
+/// Rewrites `dir/config.json` the way transformers 5 writes the same model: `rope_theta` and the
+/// llama3 scaling inside `rope_parameters`, `dtype` for `torch_dtype`. Engines must read it as the
+/// same model (their reference tests check).
+pub fn rewrite_config_as_transformers_5(dir: &Path) -> Result<(), SynthError> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("our own config.json parses");
+    let o = v.as_object_mut().expect("config.json is an object");
+    let mut params = o.remove("rope_scaling").unwrap_or_else(|| serde_json::json!({ "rope_type": "default" }));
+    params["rope_theta"] = o.remove("rope_theta").expect("config.json has rope_theta");
+    o.insert("rope_parameters".into(), params);
+    if let Some(dtype) = o.remove("torch_dtype") {
+        o.insert("dtype".into(), dtype);
+    }
+    write_json(&path, &v)
+}
+
 /// [`synthesize`] with the preset's shape changed (tests: the tiny model sharded, for one).
 pub fn synthesize_shape(shape: LlamaShape, preset: Preset, seed: u64, out: &Path) -> Result<Vec<PathBuf>, SynthError> {
     std::fs::create_dir_all(out).map_err(io_err(out))?;

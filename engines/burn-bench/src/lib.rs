@@ -199,7 +199,7 @@ impl<B: Backend> Runner<B> {
         layout: WeightLayout,
         rope_positions: Option<usize>,
     ) -> Result<(Self, Checkpoint), EngineError> {
-        let cfg = LlamaConfig::read(&dir.join("config.json"))?;
+        let cfg = LlamaConfig::read(dir).map_err(EngineError::bad_request)?;
         let ckpt = Checkpoint::open(dir)?;
         let model = Loader::<B> { ckpt: &ckpt, device: &device, dtype, layout }.llama(&cfg)?;
         let max = cfg.max_position_embeddings.unwrap_or(usize::MAX);

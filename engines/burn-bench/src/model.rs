@@ -99,7 +99,7 @@ pub struct Llama<B: Backend> {
     pub lm_head: Linear<B>,
 }
 
-/// Rotary tables `[positions, head_dim]` in the compute dtype (see `LlamaConfig::rope_tables`).
+/// Rotary tables `[positions, head_dim]` in the compute dtype (see `config::rope_tables`).
 pub struct Rope<B: Backend> {
     cos: Tensor<B, 2>,
     sin: Tensor<B, 2>,
@@ -214,7 +214,7 @@ impl<B: Backend> Loader<'_, B> {
 
 impl<B: Backend> Rope<B> {
     pub fn new(cfg: &LlamaConfig, positions: usize, device: &B::Device, dtype: DType) -> Self {
-        let (cos, sin) = cfg.rope_tables(positions);
+        let (cos, sin) = crate::config::rope_tables(cfg, positions);
         let d = cfg.head_dim();
         let make = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [positions, d]), (device, dtype));
         Rope { cos: make(cos), sin: make(sin), positions }

@@ -1,6 +1,5 @@
 //! lm-rs-bench: the CPU Rust engine. The protocol loop is shared; this crate only computes.
 
-mod config;
 mod kernels;
 mod model;
 mod weights;

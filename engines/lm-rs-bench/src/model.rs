@@ -8,7 +8,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use shared_protocol::{argmax, EngineError, ErrorKind, Step};
 
-use crate::config::LlamaConfig;
+use checkpoint::LlamaConfig;
 use crate::kernels::{attend, matmul, rms_norm, rope, silu, widen_row};
 use crate::weights::{Checkpoint, Matrix, WeightDtype};
 
@@ -55,7 +55,7 @@ fn zeroed(len: usize) -> Result<Vec<f32>, EngineError> {
 
 impl Llama {
     pub fn load(dir: &Path) -> Result<Self, EngineError> {
-        let cfg = LlamaConfig::read(&dir.join("config.json"))?;
+        let cfg = LlamaConfig::read(dir).map_err(EngineError::bad_request)?;
         let ckpt = Checkpoint::open(dir)?;
         let (h, hd) = (cfg.hidden_size, cfg.head_dim());
         let (qd, kvd, m) = (cfg.num_attention_heads * hd, cfg.kv_heads() * hd, cfg.intermediate_size);
@@ -160,7 +160,7 @@ impl Llama {
 
         for (l, layer) in self.layers.iter().enumerate() {
             let w = |mat: &Matrix| self.ckpt.rows(mat);
-            rms_norm(&mut xn, &x, &layer.attn_norm, cfg.rms_norm_eps);
+            rms_norm(&mut xn, &x, &layer.attn_norm, cfg.rms_norm_eps as f32);
             matmul(&mut q, &xn, w(&layer.q), qd, h, n);
             matmul(&mut k, &xn, w(&layer.k), kvd, h, n);
             matmul(&mut v, &xn, w(&layer.v), kvd, h, n);
@@ -184,7 +184,7 @@ impl Llama {
             matmul(&mut proj, &att, w(&layer.o), h, qd, n);
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
 
-            rms_norm(&mut xn, &x, &layer.mlp_norm, cfg.rms_norm_eps);
+            rms_norm(&mut xn, &x, &layer.mlp_norm, cfg.rms_norm_eps as f32);
             matmul(&mut g, &xn, w(&layer.gate), m, h, n);
             matmul(&mut u, &xn, w(&layer.up), m, h, n);
             g.iter_mut().zip(&u).for_each(|(a, b)| *a = silu(*a) * b);
@@ -204,7 +204,7 @@ impl Llama {
             last[s * h..(s + 1) * h].copy_from_slice(&x[(r - 1) * h..r * h]);
         }
         let mut last_n = vec![0f32; batch * h];
-        rms_norm(&mut last_n, &last, &self.norm, cfg.rms_norm_eps);
+        rms_norm(&mut last_n, &last, &self.norm, cfg.rms_norm_eps as f32);
         let vocab = cfg.vocab_size;
         let mut logits = vec![0f32; batch * vocab];
         matmul(&mut logits, &last_n, self.ckpt.rows(&self.lm_head), vocab, h, batch);
