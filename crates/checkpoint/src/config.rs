@@ -144,6 +144,29 @@ impl LlamaConfig {
     }
 }
 
+/// The same config in the transformers 4 form (`rope_theta`, `rope_scaling`, `torch_dtype`), for
+/// upstream loaders that read only that form (candle-transformers). Values are moved, never
+/// recomputed; a config already in that form is returned unchanged.
+pub fn in_transformers_4_form(raw: &Value) -> Value {
+    let mut v = raw.clone();
+    let Some(o) = v.as_object_mut() else { return v };
+    if let Some(Value::Object(mut params)) = o.remove("rope_parameters") {
+        if let Some(theta) = params.remove("rope_theta") {
+            o.insert("rope_theta".into(), theta);
+        }
+        let kind = params.get("rope_type").and_then(Value::as_str).unwrap_or("default");
+        if kind != "default" {
+            o.insert("rope_scaling".into(), Value::Object(params));
+        }
+    }
+    if !o.contains_key("torch_dtype") {
+        if let Some(d) = o.get("dtype").cloned() {
+            o.insert("torch_dtype".into(), d);
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +204,14 @@ mod tests {
         let f = a.inv_freq();
         assert_eq!(f[0], 1.0);
         assert!((f[31] - 1.0 / 500000f32.powf(62.0 / 64.0) / 32.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_transformers_4_form_of_a_transformers_5_config_is_the_original() {
+        let mut back = in_transformers_4_form(&v5());
+        back.as_object_mut().unwrap().remove("dtype");
+        assert_eq!(back, v4());
+        assert_eq!(in_transformers_4_form(&v4()), v4());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 mod config;
-pub use config::{Llama3Rope, LlamaConfig};
+pub use config::{in_transformers_4_form, Llama3Rope, LlamaConfig};
 
 fn ensure(ok: bool, why: impl FnOnce() -> String) -> Result<(), String> {
     if ok { Ok(()) } else { Err(why()) }

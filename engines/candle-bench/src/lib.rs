@@ -183,6 +183,10 @@ fn read_config(dir: &Path) -> Result<Config, EngineError> {
         .map_err(|e| EngineError::bad_request(format!("cannot read {}: {e}", path.display())))?;
     let raw: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| EngineError::bad_request(format!("{}: {e}", path.display())))?;
+    // The project's reader refuses what no engine here can run (and names the key); candle's own
+    // reads only the transformers 4 form, so it is handed that form of the same config.
+    checkpoint::LlamaConfig::from_json(&raw).map_err(|e| EngineError::bad_request(format!("{}: {e}", path.display())))?;
+    let raw = checkpoint::in_transformers_4_form(&raw);
     let llama: LlamaConfig = serde_json::from_value(raw.clone())
         .map_err(|e| EngineError::bad_request(format!("{}: not a Llama config candle reads: {e}", path.display())))?;
     // candle's llama derives head_dim as hidden_size / num_attention_heads and ignores `head_dim`.

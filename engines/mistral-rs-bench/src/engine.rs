@@ -148,6 +148,11 @@ impl Engine {
             .as_u64()
             .ok_or_else(|| EngineError::bad_request(format!("{}/config.json has no vocab_size", model_dir.display())))?
             as usize;
+        // What no engine here can run is refused, naming the key; mistral.rs reads only the
+        // transformers 4 form of config.json, so a transformers 5 one is handed over as that form.
+        checkpoint::LlamaConfig::from_json(&config).map_err(|e| EngineError::bad_request(format!("{}/config.json: {e}", model_dir.display())))?;
+        let view = normalised_view(model_dir, &config)?;
+        let _view_guard = ViewDir(view.clone());
 
         let (device, device_name) = parse_device(&req.device)?;
         let on_cuda = !device.is_cpu();
@@ -180,7 +185,7 @@ impl Engine {
             None
         };
 
-        let model_id = req.model_path.clone();
+        let model_id = view.as_ref().map_or_else(|| req.model_path.clone(), |v| v.display().to_string());
         let load_device = device.clone();
         // The loader is synchronous (file reads, kernel set-up): keep it off the async workers, and
         // turn a panic inside mistral.rs into an error event instead of a dead process.
@@ -587,5 +592,38 @@ fn response_result(resp: Response) -> Result<String, EngineError> {
             Err(EngineError::internal("mistral.rs answered a token-id completion with a chat/stream response"))
         }
         _ => Err(EngineError::internal("mistral.rs answered with an unexpected response kind")),
+    }
+}
+
+/// A folder beside nothing: `config.json` in the transformers 4 form and links to every other file
+/// of the checkpoint. None when the config is already in that form.
+fn normalised_view(model_dir: &std::path::Path, config: &Value) -> Result<Option<std::path::PathBuf>, EngineError> {
+    let normal = checkpoint::in_transformers_4_form(config);
+    if &normal == config {
+        return Ok(None);
+    }
+    let io = |what: &str, e: std::io::Error| EngineError::internal(format!("normalised view of {}: {what}: {e}", model_dir.display()));
+    let view = std::env::temp_dir().join(format!("mistral-rs-bench-view-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&view);
+    std::fs::create_dir_all(&view).map_err(|e| io("creating the folder", e))?;
+    let source = std::fs::canonicalize(model_dir).map_err(|e| io("resolving the checkpoint", e))?;
+    for entry in std::fs::read_dir(&source).map_err(|e| io("listing the checkpoint", e))? {
+        let entry = entry.map_err(|e| io("listing the checkpoint", e))?;
+        if entry.file_name() != "config.json" {
+            std::os::unix::fs::symlink(entry.path(), view.join(entry.file_name())).map_err(|e| io("linking a file", e))?;
+        }
+    }
+    std::fs::write(view.join("config.json"), serde_json::to_string_pretty(&normal).expect("JSON serialises")).map_err(|e| io("writing config.json", e))?;
+    Ok(Some(view))
+}
+
+/// Removes the normalised view once the model is loaded (mistral.rs has read or mapped every file).
+struct ViewDir(Option<std::path::PathBuf>);
+
+impl Drop for ViewDir {
+    fn drop(&mut self) {
+        if let Some(v) = &self.0 {
+            let _ = std::fs::remove_dir_all(v);
+        }
     }
 }

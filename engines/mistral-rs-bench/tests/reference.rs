@@ -109,6 +109,15 @@ fn a_sharded_checkpoint_gives_the_same_model() {
     matches_the_reference(&dir);
 }
 
+#[test]
+fn a_transformers_5_config_gives_the_same_model() {
+    let dir = tiny();
+    model_synth::rewrite_config_as_transformers_5(dir.path()).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    assert!(cfg.get("rope_theta").is_none() && cfg["rope_parameters"]["rope_theta"] == 500000.0);
+    matches_the_reference(&dir);
+}
+
 fn matches_the_reference(dir: &TempDir) {
     let reference = model_synth::fixture::tiny_reference();
     let mut cmds = vec![load(dir.path())];
