@@ -166,7 +166,7 @@ fn real_main() -> anyhow::Result<()> {
                 let started = std::time::Instant::now();
                 let mut report = analysis::analyze(run)?;
                 analysis::write(&mut report)?;
-                let page = html_report::write(&report)?;
+                let page = html_report::write(&report, None)?;
                 print!("{}", terminal_table::table(&report.summary));
                 eprintln!("{}: report in {}", run.display(), page.display());
                 eprintln!("{}: analysed {} requests in {:.2} s", run.display(), report.run.requests.len(), started.elapsed().as_secs_f64());
@@ -208,11 +208,9 @@ fn real_main() -> anyhow::Result<()> {
             for run in &runs {
                 let started = std::time::Instant::now();
                 let report = analysis::analyze(run)?;
-                let link = methodology.clone().unwrap_or_else(|| html_report::methodology_link(run));
-                let path = run.join(html_report::REPORT_FILE);
-                let html = html_report::run_page(&report, &link).render();
-                std::fs::write(&path, &html).with_context(|| format!("writing {}", path.display()))?;
-                eprintln!("{}: {} KB in {:.2} s", path.display(), html.len() / 1024, started.elapsed().as_secs_f64());
+                let path = html_report::write(&report, methodology.as_deref())?;
+                let kb = std::fs::metadata(&path).map(|m| m.len() / 1024).unwrap_or(0);
+                eprintln!("{}: {kb} KB in {:.2} s", path.display(), started.elapsed().as_secs_f64());
             }
             Ok(())
         }
@@ -296,7 +294,7 @@ fn real_main() -> anyhow::Result<()> {
             };
             let mut report = analysis::analyze(&output)?;
             analysis::write(&mut report)?;
-            let page = html_report::write(&report)?;
+            let page = html_report::write(&report, None)?;
             print!("{}", terminal_table::table(&report.summary));
             match ended {
                 run::Ended::Finished => eprintln!("run directory: {} (open {})", output.display(), page.display()),

@@ -20,21 +20,22 @@ pub use page::{options_in, Page};
 
 pub const REPORT_FILE: &str = "report.html";
 
-/// The book's methodology chapter, relative to `dir`, when `dir` is inside this repository.
-pub fn methodology_link(dir: &Path) -> String {
+/// The book's methodology chapter, relative to `dir`, when `dir` is inside this repository (a
+/// run directory elsewhere gets no link rather than a wrong one).
+pub fn methodology_link(dir: &Path) -> Option<String> {
     let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mut up = PathBuf::new();
     for a in abs.ancestors() {
         if a.join("book/methodology.md").is_file() {
-            return up.join("book/methodology.md").display().to_string();
+            return Some(up.join("book/methodology.md").display().to_string());
         }
         up.push("..");
     }
-    "https://github.com/search?q=inference-bench+methodology".into()
+    None
 }
 
 /// The run's dashboard.
-pub fn run_page(report: &analysis::Report, methodology: &str) -> Page {
+pub fn run_page(report: &analysis::Report, methodology: Option<&str>) -> Page {
     let (run, summary) = (&report.run, &report.summary);
     let commit = run.environment.get("git_commit").and_then(|v| v.as_str()).map(|c| &c[..c.len().min(10)]).unwrap_or("unknown commit");
     let gpu = run.gpu_name().unwrap_or_else(|| "no GPU".into());
@@ -121,10 +122,12 @@ pub fn run_page(report: &analysis::Report, methodology: &str) -> Page {
     page
 }
 
-/// Writes `<run>/report.html`.
-pub fn write(report: &analysis::Report) -> anyhow::Result<PathBuf> {
+/// Writes `<run>/report.html`, its methodology link `methodology` or the book's chapter in this
+/// repository.
+pub fn write(report: &analysis::Report, methodology: Option<&str>) -> anyhow::Result<PathBuf> {
     let path = report.run.dir.join(REPORT_FILE);
-    let html = run_page(report, &methodology_link(&report.run.dir)).render();
+    let link = methodology.map(String::from).or_else(|| methodology_link(&report.run.dir));
+    let html = run_page(report, link.as_deref()).render();
     std::fs::write(&path, html).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     Ok(path)
 }

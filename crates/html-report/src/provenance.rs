@@ -97,7 +97,7 @@ pub fn config(run: &Run) -> String {
 }
 
 /// Links, relative to the report, to every file of the run directory but the report itself.
-pub fn files(dir: &Path, methodology: &str) -> String {
+pub fn files(dir: &Path, methodology: Option<&str>) -> String {
     let mut found = Vec::new();
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
@@ -114,9 +114,6 @@ pub fn files(dir: &Path, methodology: &str) -> String {
     found.retain(|f| f != crate::REPORT_FILE);
     found.sort();
     let items: String = found.iter().map(|f| format!("<li><a href=\"{}\">{}</a></li>", esc(f), esc(f))).collect();
-    format!(
-        "<p class=\"note\">Every figure here is recomputed from raw_data/ by <code>benchmark-runner analyze</code>; \
-         how each is measured and computed: <a href=\"{}\">methodology</a>.</p><ul>{items}</ul>",
-        esc(methodology)
-    )
+    let how = methodology.map(|m| format!("; how each is measured and computed: <a href=\"{}\">methodology</a>", esc(m))).unwrap_or_default();
+    format!("<p class=\"note\">Every figure here is recomputed from raw_data/ by <code>benchmark-runner analyze</code>{how}.</p><ul>{items}</ul>")
 }

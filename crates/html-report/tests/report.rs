@@ -11,7 +11,7 @@ fn committed(run: &str) -> PathBuf {
 
 fn page_of(run: &str) -> (analysis::Report, String, serde_json::Map<String, Value>) {
     let report = analysis::analyze(&committed(run)).expect("a committed run analyses");
-    let html = html_report::run_page(&report, "../../book/methodology.md").render();
+    let html = html_report::run_page(&report, Some("../../book/methodology.md")).render();
     let options = html_report::options_in(&html).expect("the page carries its chart options");
     (report, html, options)
 }
