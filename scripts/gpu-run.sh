@@ -4,6 +4,9 @@
 #   scripts/gpu-run.sh configs/h200-latency.yaml [run-name]
 #   GPU_SPLIT='a,b;c,d' scripts/gpu-run.sh configs/h200.yaml h200-1
 #   PLAIN_PATHS="--prompts 128,1024 --new-tokens 64" scripts/gpu-run.sh configs/h200-harness-tax.yaml t1
+#   MODEL=Llama-3.1-8B-Instruct scripts/gpu-run.sh configs/h200-model-size.yaml h200-8b-1
+# MODEL replaces the config's benchmark.model_path (`--model`); a model name with no checkpoint
+# under models/ is written there by the runner as a synthetic checkpoint of its shapes.
 # When results/<run-name> already holds a run (carried back from an earlier call), it is resumed
 # (`benchmark-runner --resume`): a run longer than one call spans several. The runner refuses a
 # checkout with uncommitted changes (ALLOW_DIRTY=1 passes --allow-dirty).
@@ -31,15 +34,6 @@ nv=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0],
 [ -f cubecl.toml ] || printf '[compilation]\ncache = "target"\n\n[autotune]\ncache = "target"\n' > cubecl.toml
 [ -f .gpu/cubecl-cache.tar.xz ] && tar -C target -xJf .gpu/cubecl-cache.tar.xz
 runner=.gpu/bin/benchmark-runner
-model=$(sed -n 's/^ *model_path: *"\{0,1\}\([^"]*\)"\{0,1\}.*/\1/p' "$config" | head -n1)
-if [ ! -f "$model/model.safetensors" ] && [ ! -f "$model/model.safetensors.index.json" ]; then
-  case "$model" in
-    *llama-3.2-1b-synthetic) "$runner" models synth --preset llama-3.2-1b --out "$model" ;;
-    *llama-3.2-3b-synthetic) "$runner" models synth --preset llama-3.2-3b --out "$model" ;;
-    *llama-3.1-8b-synthetic) "$runner" models synth --preset llama-3.1-8b --out "$model" ;;
-    *tiny) "$runner" models synth --preset tiny --out "$model" ;;
-  esac
-fi
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader || true
 lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Hypervisor)' || true
 # The copy of the checkout here may come with an older .git: .gpu/SOURCE names the commit whose
@@ -49,6 +43,7 @@ if [ -f .gpu/SOURCE ]; then
   export BENCH_SOURCE_COMMIT BENCH_SOURCE_TREE BENCH_SOURCE_PATHS=$PWD/.gpu/SOURCE.paths
 fi
 dirty=(); [ -n "${ALLOW_DIRTY:-}" ] && dirty=(--allow-dirty)
+model_arg=(); [ -n "${MODEL:-}" ] && model_arg=(--model "$MODEL")
 status=0
 # Stop the runners well before the device call limit, so whatever was measured still gets packed.
 limit=${RUN_TIMEOUT_S:-520}
@@ -56,7 +51,7 @@ if [ -n "${GPU_SPLIT:-}" ]; then
   IFS=';' read -ra groups <<<"$GPU_SPLIT"
   pids=()
   for i in "${!groups[@]}"; do
-    timeout "$limit" "$runner" --config "$config" --output "results/$name-gpu$i" --engines "${groups[$i]}" --gpu "$i" "${dirty[@]}" \
+    timeout "$limit" "$runner" --config "$config" --output "results/$name-gpu$i" --engines "${groups[$i]}" --gpu "$i" "${model_arg[@]}" "${dirty[@]}" \
       >"results/$name-gpu$i.log" 2>&1 &
     pids+=($!)
   done
@@ -71,7 +66,7 @@ else
   if [ -d "results/$name/raw_data" ]; then
     timeout "$limit" "$runner" --resume "results/$name" "${dirty[@]}" || status=$?
   else
-    timeout "$limit" "$runner" --config "$config" --output "results/$name" "${dirty[@]}" || status=$?
+    timeout "$limit" "$runner" --config "$config" --output "results/$name" "${model_arg[@]}" "${dirty[@]}" || status=$?
   fi
   dirs=("$name")
 fi
@@ -81,6 +76,8 @@ if [ -n "${PLAIN_PATHS:-}" ]; then
   # On the CPUs the config gives the engines.
   cpus=$(sed -n 's/^ *cpus: *"\{0,1\}\([0-9,-]*\)"\{0,1\}.*/\1/p' "$config" | head -n1)
   # shellcheck disable=SC2086 # PLAIN_PATHS is a list of arguments
+  # The checkpoint the runner used (it resolves a model name and writes a synthetic one on demand).
+  model=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["checkpoint"]["path"])' "results/${dirs[0]}/environment.json")
   timeout "${PLAIN_TIMEOUT_S:-170}" taskset -c "${cpus:-0-$(($(nproc) - 1))}" python3 engines/pytorch-baseline/plain_path.py --model "$model" --device cuda:0 --dtype bf16 $PLAIN_PATHS \
     --out "results/${dirs[0]}/plain_paths.jsonl" || status=$?
 fi

@@ -19,6 +19,9 @@ out=results/ci-scenarios-$(date -u +%Y%m%dT%H%M%SZ)
 ./target/release/benchmark-runner --config configs/ci-scenarios.yaml --output "$out" --allow-dirty
 ./target/release/benchmark-runner check "$out"
 
+step "Checkpoint forms written by transformers: every CPU engine reads each as transformers does or refuses it at load"
+scripts/checkpoint-forms.sh
+
 step "Reports: the run's report.html and a compare.html, opened in headless Chromium (scripts/check_report.py)"
 ./target/release/benchmark-runner compare "$out" "$out" --out "$out/compare-self"
 scripts/chromium.sh

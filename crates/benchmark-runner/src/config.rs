@@ -41,8 +41,14 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct Benchmark {
     pub name: String,
-    /// A Hugging Face-layout checkpoint directory, relative to the config file's project root.
+    /// A Hugging Face-layout checkpoint directory (relative to the project root), or a model name
+    /// such as `Llama-3.2-1B-Instruct`: `models/<name>` if it holds a checkpoint, else the
+    /// synthetic checkpoint of that model's shapes (see [`crate::model_source`]). After
+    /// [`Config::load`] this is the directory used.
     pub model_path: PathBuf,
+    /// How `model_path` was resolved (set by [`Config::load`]).
+    #[serde(skip)]
+    pub source: Option<crate::model_source::ModelSource>,
     /// Where engines that can run on either side (PyTorch) run: `cpu` or `cuda`. Left out, it is
     /// `cuda` when any engine of the run is a CUDA engine (so the baseline is measured on the same
     /// side as the engines it is compared with), `cpu` when any is a CPU engine; a run of only
@@ -238,14 +244,24 @@ impl Default for System {
 }
 
 impl Config {
-    /// Reads, parses and validates; `root` resolves a relative `model_path`.
+    /// Reads, parses and validates; `root` resolves `model_path` (see [`crate::model_source`]).
     pub fn load(file: &Path, root: &Path, registry: &Registry) -> Result<Config, ConfigError> {
+        Self::load_with_model(file, root, registry, None)
+    }
+
+    /// [`Config::load`], with `model` (`--model`) in place of the config's `benchmark.model_path`.
+    pub fn load_with_model(file: &Path, root: &Path, registry: &Registry, model: Option<&str>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read { file: file.into(), source })?;
         let mut cfg = Self::parse(&text, file)?;
-        if cfg.benchmark.model_path.is_relative() {
-            let rel = cfg.benchmark.model_path.strip_prefix(".").unwrap_or(&cfg.benchmark.model_path).to_path_buf();
-            cfg.benchmark.model_path = root.join(rel);
+        if let Some(model) = model {
+            cfg.benchmark.model_path = model.into();
         }
+        let requested = cfg.benchmark.model_path.to_string_lossy().to_string();
+        let at = if model.is_some() { "--model" } else { "benchmark.model_path" };
+        let source = crate::model_source::resolve(&requested, root)
+            .map_err(|message| ConfigError::Invalid { file: file.into(), path: at.into(), message })?;
+        cfg.benchmark.model_path = source.path.clone();
+        cfg.benchmark.source = Some(source);
         cfg.validate(file, registry)?;
         cfg.settle_device(file, registry)?;
         Ok(cfg)
@@ -312,8 +328,12 @@ impl Config {
         if let Some(gpu) = gpu {
             self.system.gpu_device = gpu;
         }
-        let yaml = serde_yaml::to_string(self).expect("a parsed config serialises");
-        Ok(format!("# {} as run (--engines / --gpu applied)\n{yaml}", file.display()))
+        let mut as_run = self.clone();
+        if let Some(source) = &self.benchmark.source {
+            as_run.benchmark.model_path = source.requested.clone().into();
+        }
+        let yaml = serde_yaml::to_string(&as_run).expect("a parsed config serialises");
+        Ok(format!("# {} as run (--engines / --gpu / --model applied)\n{yaml}", file.display()))
     }
 
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
@@ -354,20 +374,22 @@ impl Config {
         if !(b.load_timeout_s > 0.0) {
             return bad("benchmark.load_timeout_s".into(), format!("must be positive, not {}", b.load_timeout_s));
         }
-        let config_json = b.model_path.join("config.json");
-        if !config_json.is_file() {
-            let preset = if b.model_path.ends_with("tiny") { "tiny" } else { "llama-3.2-1b" };
+        let on_demand = b.source.as_ref().is_some_and(|s| s.written_on_demand());
+        if !on_demand && !b.model_path.join("config.json").is_file() {
             return bad(
                 "benchmark.model_path".into(),
                 format!(
-                    "{} is not a checkpoint (no config.json). Make one with `benchmark-runner models synth --preset {preset} --out {}`",
+                    "{} is not a checkpoint (no config.json). Name a model instead (e.g. `Llama-3.2-1B-Instruct`: models/<name>, \
+                     else a synthetic checkpoint of its shapes), or write one with `benchmark-runner models synth --preset <preset> --out {}`",
                     b.model_path.display(),
                     b.model_path.display()
                 ),
             );
         }
-        if let Err(e) = checkpoint::weight_files(&b.model_path) {
-            return bad("benchmark.model_path".into(), e);
+        if !on_demand {
+            if let Err(e) = checkpoint::weight_files(&b.model_path) {
+                return bad("benchmark.model_path".into(), e);
+            }
         }
         if self.workloads.is_empty() {
             return bad("workloads".into(), "no workloads listed".into());
@@ -521,6 +543,42 @@ mod tests {
         assert!(e.contains("engines: --engines: `nope` is not in this config"), "{e}");
     }
 
+    #[test]
+    fn a_model_name_resolves_to_the_synthetic_checkpoint_of_its_shapes_and_is_kept_as_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, GOOD.replace("MODEL", "Llama-3.1-8B-Instruct")).unwrap();
+        let mut cfg = Config::load(&file, dir.path(), &Registry::builtin()).unwrap();
+        assert_eq!(cfg.benchmark.model_path, dir.path().join("models/llama-3.1-8b-synthetic"));
+        assert!(cfg.benchmark.source.as_ref().unwrap().written_on_demand());
+        // The config as run names the model as the config did, not this machine's directory.
+        let text = cfg.restrict(&file, None, None).unwrap();
+        assert_eq!(Config::parse(&text, &file).unwrap().benchmark.model_path, PathBuf::from("Llama-3.1-8B-Instruct"));
+        // --model replaces it; a name nobody knows is refused under that name.
+        let cfg = Config::load_with_model(&file, dir.path(), &Registry::builtin(), Some("tiny")).unwrap();
+        assert_eq!(cfg.benchmark.model_path, dir.path().join("models/tiny"));
+        let e = Config::load_with_model(&file, dir.path(), &Registry::builtin(), Some("Qwen2-7B")).unwrap_err().to_string();
+        assert!(e.contains("--model: `Qwen2-7B` is a model name"), "{e}");
+    }
+
+    #[test]
+    fn every_committed_config_is_valid_on_a_machine_with_no_checkpoint_yet() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let empty = tempfile::tempdir().unwrap();
+        let mut seen = 0;
+        for entry in std::fs::read_dir(repo.join("configs")).unwrap() {
+            let file = entry.unwrap().path();
+            match Config::load(&file, empty.path(), &Registry::builtin()) {
+                Ok(cfg) => assert!(cfg.benchmark.source.unwrap().written_on_demand(), "{}", file.display()),
+                // The CPUs a GPU config pins are the GPU machine's; only the machine it runs on can check them.
+                Err(ConfigError::Invalid { path, .. }) if path == "system.cpus" => {}
+                Err(e) => panic!("{e}"),
+            }
+            seen += 1;
+        }
+        assert!(seen >= 5, "only {seen} configs");
+    }
+
     fn problem(yaml: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
         model_synth_stub(dir.path());
@@ -619,6 +677,6 @@ workloads:
     #[test]
     fn a_missing_checkpoint_says_how_to_make_one() {
         let e = problem(&GOOD.replace("model_path: MODEL", "model_path: MODEL/nowhere"));
-        assert!(e.contains("benchmark.model_path: ") && e.contains("models synth --preset llama-3.2-1b --out"), "{e}");
+        assert!(e.contains("benchmark.model_path: ") && e.contains("models synth --preset <preset> --out"), "{e}");
     }
 }

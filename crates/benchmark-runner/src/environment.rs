@@ -44,9 +44,9 @@ pub fn sha256_file(path: &Path) -> Option<String> {
     Some(format!("{:x}", Sha256::digest(bytes)))
 }
 
-/// The checkpoint's identity: its config's hash, its size, whether it is synthetic, and its
-/// config.json itself (the analysis computes bytes and FLOPs per token from the shape).
-pub fn checkpoint(model: &Path) -> Value {
+/// The checkpoint's identity: its config's hash, its size, whether it is synthetic, how it was
+/// found, and its config.json itself (the analysis computes bytes and FLOPs per token from the shape).
+pub fn checkpoint(model: &Path, source: Option<&crate::model_source::ModelSource>) -> Value {
     let read_json =
         |name: &str| -> Option<Value> { std::fs::read_to_string(model.join(name)).ok().and_then(|t| serde_json::from_str(&t).ok()) };
     let synthetic = read_json("synthetic.json");
@@ -58,11 +58,13 @@ pub fn checkpoint(model: &Path) -> Value {
         "safetensors_bytes": weights.as_ref().map(|files| files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum::<u64>()),
         "safetensors_files": weights.as_ref().map(|files| files.iter().filter_map(|f| f.file_name()).map(|n| n.to_string_lossy().to_string()).collect::<Vec<_>>()),
         "index_sha256": sha256_file(&model.join("model.safetensors.index.json")),
+        "real": synthetic.is_none(),
         "synthetic": synthetic,
+        "source": source.map(|s| s.record()),
     })
 }
 
-pub fn collect(root: &Path, model: &Path) -> Value {
+pub fn collect(root: &Path, model: &Path, model_source: Option<&crate::model_source::ModelSource>) -> Value {
     let source = crate::provenance::source(root);
     json!({
         "runner": format!("benchmark-runner {}", env!("CARGO_PKG_VERSION")),
@@ -74,7 +76,7 @@ pub fn collect(root: &Path, model: &Path) -> Value {
         "cpu": { "model": cpu_model(), "logical_cores": std::thread::available_parallelism().map(|n| n.get()).ok() },
         "memory_bytes": memory_bytes(),
         "gpus": gpus(),
-        "checkpoint": checkpoint(model),
+        "checkpoint": checkpoint(model, model_source),
         "started_unix_ms": run_format::records::unix_ms(),
     })
 }

@@ -7,6 +7,7 @@ pub mod environment;
 pub mod gate;
 pub mod host;
 pub mod interleaved;
+pub mod model_source;
 pub mod monitor;
 pub mod process;
 pub mod prompts;

@@ -13,6 +13,7 @@ use benchmark_runner::{config::Config, project_root, provenance, registry::Regis
 ///
 /// Examples:
 ///   benchmark-runner --config configs/quick-test.yaml --output results/quick-test
+///   benchmark-runner --config configs/h200-model-size.yaml --model Llama-3.1-8B-Instruct --output results/8b
 ///   benchmark-runner models synth --preset tiny --out models/tiny
 ///   benchmark-runner analyze results/quick-test
 #[derive(Parser)]
@@ -31,9 +32,13 @@ struct Cli {
     /// GPU index to run on, instead of the config's `system.gpu_device`.
     #[arg(long, value_name = "N")]
     gpu: Option<u32>,
+    /// Checkpoint directory or model name to run, instead of the config's `benchmark.model_path`
+    /// (one config over several model sizes: `--model Llama-3.1-8B-Instruct`).
+    #[arg(long, value_name = "NAME_OR_DIR")]
+    model: Option<String>,
     /// Continue an interrupted run at its first unfinished cell, with its own config.yaml (same
     /// commit required). Nothing it measured is rewritten.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "output", "engines", "gpu"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "output", "engines", "gpu", "model"])]
     resume: Option<PathBuf>,
     /// Run from a checkout with uncommitted changes; the run directory then keeps `git.diff`.
     /// Without it a dirty tree is refused: a reference run must name the code it measured.
@@ -279,9 +284,9 @@ fn real_main() -> anyhow::Result<()> {
                 let (Some(config), Some(output)) = (cli.config, cli.output) else {
                     anyhow::bail!("give --config FILE and --output DIR, or --resume RUN_DIR (or a subcommand; see --help)");
                 };
-                let mut cfg = Config::load(&config, &root, &registry)?;
+                let mut cfg = Config::load_with_model(&config, &root, &registry, cli.model.as_deref())?;
                 let mut text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
-                if cli.engines.is_some() || cli.gpu.is_some() {
+                if cli.engines.is_some() || cli.gpu.is_some() || cli.model.is_some() {
                     text = cfg.restrict(&config, cli.engines.as_deref(), cli.gpu)?;
                 }
                 let diff = provenance::check_clean(&root, cli.allow_dirty)?;

@@ -148,7 +148,10 @@ pub fn execute(cfg: &Config, config_text: &str, registry: &Registry, paths: &Run
     }
     std::fs::create_dir_all(out.join("logs")).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join("config.yaml"), config_text).context("writing config.yaml")?;
-    let mut env = crate::environment::collect(&paths.root, &cfg.benchmark.model_path);
+    if let Some(source) = &cfg.benchmark.source {
+        source.ensure()?;
+    }
+    let mut env = crate::environment::collect(&paths.root, &cfg.benchmark.model_path, cfg.benchmark.source.as_ref());
     env["cpu"]["engine_cpus"] = crate::host::format_cpu_list(&cfg.engine_cpus()).into();
     std::fs::write(out.join("environment.json"), serde_json::to_string_pretty(&env)? + "\n").context("writing environment.json")?;
     let mut runner = Runner::new(cfg, registry, paths, 1, &env)?;
@@ -164,7 +167,10 @@ pub fn resume(cfg: &Config, registry: &Registry, paths: &RunPaths) -> anyhow::Re
     let failures: Vec<FailureRecord> = run_format::read_stream(&raw, "failures")?;
     let correctness: Vec<run_format::records::CorrectnessRecord> = run_format::read_stream(&raw, "correctness")?;
     let last = attempts.iter().map(|a| a.attempt).max().unwrap_or(1);
-    let env = crate::environment::collect(&paths.root, &cfg.benchmark.model_path);
+    if let Some(source) = &cfg.benchmark.source {
+        source.ensure()?;
+    }
+    let env = crate::environment::collect(&paths.root, &cfg.benchmark.model_path, cfg.benchmark.source.as_ref());
     let mut runner = Runner::new(cfg, registry, paths, last + 1, &env)?;
     runner.finished = cells.iter().map(|c| cell_id(&c.engine, &c.workload, c.batch_size, c.prompt_tokens, c.load)).collect();
     // A skipped cell has only its failure record; skipping again would repeat it.

@@ -120,6 +120,20 @@ impl LlamaConfig {
         self.head_dim
     }
 
+    /// For an upstream loader that derives head_dim as hidden_size / num_attention_heads (and
+    /// ignores the key): an error naming the key when the config says otherwise, since that
+    /// loader would build a different model.
+    pub fn require_derived_head_dim(&self, loader: &str) -> Result<(), String> {
+        let derived = self.hidden_size / self.num_attention_heads;
+        if self.head_dim == derived {
+            return Ok(());
+        }
+        Err(format!(
+            "`head_dim` is {}, not hidden_size / num_attention_heads = {derived}; {loader} derives head_dim from those and would build a different model",
+            self.head_dim
+        ))
+    }
+
     /// Rotary inverse frequencies, with Llama-3 scaling when configured. Computed in f32, as
     /// transformers does, so the angles agree to the last bit or two.
     pub fn inv_freq(&self) -> Vec<f32> {
@@ -192,6 +206,18 @@ mod tests {
         let dtype = o.remove("torch_dtype").unwrap();
         o.insert("dtype".into(), dtype);
         v
+    }
+
+    #[test]
+    fn an_explicit_head_dim_is_refused_only_for_loaders_that_derive_it() {
+        let mut v = v4();
+        v["head_dim"] = 64.into();
+        assert_eq!(LlamaConfig::from_json(&v).unwrap().require_derived_head_dim("candle"), Ok(()));
+        v["head_dim"] = 128.into();
+        let cfg = LlamaConfig::from_json(&v).unwrap();
+        assert_eq!(cfg.head_dim, 128);
+        let e = cfg.require_derived_head_dim("candle").unwrap_err();
+        assert!(e.contains("`head_dim` is 128") && e.contains("= 64") && e.contains("candle"), "{e}");
     }
 
     #[test]

@@ -82,6 +82,33 @@ impl Preset {
     }
 }
 
+impl Preset {
+    pub const ALL: [Preset; 4] = [Preset::Llama32_1b, Preset::Llama32_3b, Preset::Llama31_8b, Preset::Tiny];
+
+    /// The Hugging Face model names whose shapes this preset has (their repository's last part).
+    pub fn model_names(self) -> &'static [&'static str] {
+        match self {
+            Preset::Llama32_1b => &["Llama-3.2-1B-Instruct", "Llama-3.2-1B"],
+            Preset::Llama32_3b => &["Llama-3.2-3B-Instruct", "Llama-3.2-3B"],
+            Preset::Llama31_8b => &["Llama-3.1-8B-Instruct", "Llama-3.1-8B"],
+            Preset::Tiny => &["tiny"],
+        }
+    }
+
+    /// The preset with the shapes of model `name` (a name of [`Preset::model_names`], any case).
+    pub fn of_model(name: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.model_names().iter().any(|n| n.eq_ignore_ascii_case(name)))
+    }
+
+    /// The folder under `models/` its synthetic checkpoint is written to.
+    pub fn synthetic_dir(self) -> String {
+        match self {
+            Preset::Tiny => "tiny".into(),
+            p => format!("{}-synthetic", p.name()),
+        }
+    }
+}
+
 impl std::str::FromStr for Preset {
     type Err = SynthError;
     fn from_str(s: &str) -> Result<Self, SynthError> {
@@ -224,5 +251,15 @@ mod tests {
         assert_eq!("llama-3.1-8b".parse::<Preset>().unwrap(), Preset::Llama31_8b);
         let err = "llama-70b".parse::<Preset>().unwrap_err().to_string();
         assert!(err.contains("llama-70b") && err.contains("tiny"), "{err}");
+    }
+
+    #[test]
+    fn model_names_find_the_preset_of_their_shapes() {
+        assert_eq!(Preset::of_model("Llama-3.2-1B-Instruct"), Some(Preset::Llama32_1b));
+        assert_eq!(Preset::of_model("llama-3.1-8b-instruct"), Some(Preset::Llama31_8b));
+        assert_eq!(Preset::of_model("Llama-3.2-3B"), Some(Preset::Llama32_3b));
+        assert_eq!(Preset::of_model("Llama-3.3-70B-Instruct"), None);
+        assert_eq!(Preset::Llama31_8b.synthetic_dir(), "llama-3.1-8b-synthetic");
+        assert_eq!(Preset::Tiny.synthetic_dir(), "tiny");
     }
 }

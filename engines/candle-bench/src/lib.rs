@@ -185,19 +185,11 @@ fn read_config(dir: &Path) -> Result<Config, EngineError> {
         .map_err(|e| EngineError::bad_request(format!("{}: {e}", path.display())))?;
     // The project's reader refuses what no engine here can run (and names the key); candle's own
     // reads only the transformers 4 form, so it is handed that form of the same config.
-    checkpoint::LlamaConfig::from_json(&raw).map_err(|e| EngineError::bad_request(format!("{}: {e}", path.display())))?;
+    let normal = checkpoint::LlamaConfig::from_json(&raw).map_err(|e| EngineError::bad_request(format!("{}: {e}", path.display())))?;
+    normal.require_derived_head_dim("candle-transformers' llama").map_err(|e| EngineError::unsupported(format!("{}: {e}", path.display())))?;
     let raw = checkpoint::in_transformers_4_form(&raw);
-    let llama: LlamaConfig = serde_json::from_value(raw.clone())
+    let llama: LlamaConfig = serde_json::from_value(raw)
         .map_err(|e| EngineError::bad_request(format!("{}: not a Llama config candle reads: {e}", path.display())))?;
-    // candle's llama derives head_dim as hidden_size / num_attention_heads and ignores `head_dim`.
-    if let Some(head_dim) = raw.get("head_dim").and_then(|v| v.as_u64()) {
-        let derived = llama.hidden_size / llama.num_attention_heads;
-        if head_dim as usize != derived {
-            return Err(EngineError::unsupported(format!(
-                "config head_dim {head_dim} differs from hidden_size / num_attention_heads = {derived}, which is what candle's llama uses"
-            )));
-        }
-    }
     Ok(llama.into_config(false))
 }
 

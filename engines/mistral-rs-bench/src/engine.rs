@@ -150,7 +150,11 @@ impl Engine {
             as usize;
         // What no engine here can run is refused, naming the key; mistral.rs reads only the
         // transformers 4 form of config.json, so a transformers 5 one is handed over as that form.
-        checkpoint::LlamaConfig::from_json(&config).map_err(|e| EngineError::bad_request(format!("{}/config.json: {e}", model_dir.display())))?;
+        let normal = checkpoint::LlamaConfig::from_json(&config)
+            .map_err(|e| EngineError::bad_request(format!("{}/config.json: {e}", model_dir.display())))?;
+        normal
+            .require_derived_head_dim("mistral.rs 0.8's llama")
+            .map_err(|e| EngineError::unsupported(format!("{}/config.json: {e}", model_dir.display())))?;
         let view = normalised_view(model_dir, &config)?;
         let _view_guard = ViewDir(view.clone());
 
@@ -206,7 +210,8 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::internal(format!("mistral.rs panicked while loading {}: {e}", req.model_path)))?
-        .map_err(|e| classify(format!("mistral.rs could not load {}: {e:#}", req.model_path)))?;
+        // candle's errors carry their backtrace after the first line: the message is that line.
+        .map_err(|e| classify(format!("mistral.rs could not load {}: {}", req.model_path, format!("{e:#}").lines().next().unwrap_or(""))))?;
 
         let (scheduler, pa_blocks) = scheduler_for(&*pipeline.lock().await, opts.max_num_seqs);
         let paged_in_force = pa_blocks.is_some();

@@ -167,35 +167,13 @@ fn runner_binary(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(runner)
 }
 
-/// The preset of the synthetic checkpoint a config's `benchmark.model_path` names, when it names one.
-pub fn synthetic_preset(config_text: &str) -> Option<(String, &'static str)> {
-    let line = config_text.lines().find(|l| l.trim_start().starts_with("model_path:"))?;
-    let path = line.trim_start().trim_start_matches("model_path:").split('#').next()?.trim().trim_matches('"').trim_matches('\'');
-    let preset = if path.ends_with("llama-3.2-1b-synthetic") {
-        "llama-3.2-1b"
-    } else if path.ends_with("tiny") {
-        "tiny"
-    } else {
-        return None;
-    };
-    Some((path.to_string(), preset))
-}
-
 /// Runs `<runner> --config <config> --output target/notebook-runs/<config name>-<UTC time>` from the
-/// repository root (writing the synthetic checkpoint first when the config names one that is
-/// missing) and returns the run directory. The runner's own report (its ranked table) is printed.
+/// repository root (the runner writes a synthetic checkpoint first when the config names a model
+/// with none under models/) and returns the run directory. The runner's own report (its ranked
+/// table) is printed.
 pub fn measure(config: &str) -> anyhow::Result<PathBuf> {
     let root = repo_root()?;
     let runner = runner_binary(&root)?;
-    let config_path = root.join(config);
-    let text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    if let Some((model, preset)) = synthetic_preset(&text) {
-        let model = root.join(model.trim_start_matches("./"));
-        if !model.join("model.safetensors").is_file() {
-            println!("Writing the synthetic checkpoint {} ({preset}) first.", shown(&root, &model));
-            run(Command::new(&runner).current_dir(&root).args(["models", "synth", "--preset", preset, "--out"]).arg(&model))?;
-        }
-    }
     let name = Path::new(config).file_stem().map_or("run".into(), |s| s.to_string_lossy().to_string());
     let out = root.join("target/notebook-runs").join(format!("{name}-{}", utc_stamp(SystemTime::now())));
     let stdout = run(Command::new(&runner).current_dir(&root).arg("--config").arg(config).arg("--output").arg(&out).arg("--allow-dirty"))?;
@@ -246,23 +224,6 @@ mod tests {
         assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000Z");
         assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "20000229T000000Z");
         assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(1_795_975_899)), "20261129T181139Z");
-    }
-
-    #[test]
-    fn finds_the_synthetic_checkpoint_a_config_names() {
-        let cfg = "benchmark:\n  name: \"x\"\n  model_path: \"./models/llama-3.2-1b-synthetic\"  # written by the runner\n";
-        assert_eq!(synthetic_preset(cfg), Some(("./models/llama-3.2-1b-synthetic".into(), "llama-3.2-1b")));
-        assert_eq!(synthetic_preset("benchmark:\n  model_path: ./models/tiny\n"), Some(("./models/tiny".into(), "tiny")));
-        assert_eq!(synthetic_preset("benchmark:\n  model_path: models/Llama-3.2-1B-Instruct\n"), None);
-    }
-
-    #[test]
-    fn every_committed_config_parses_for_its_checkpoint() {
-        let root = repo_root().unwrap();
-        for entry in std::fs::read_dir(root.join("configs")).unwrap() {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            assert!(synthetic_preset(&text).is_some());
-        }
     }
 
     /// A scratch folder of empty run directories (a `raw_data/` each) under the system's temp dir.
