@@ -6,7 +6,8 @@
 #   PLAIN_PATHS="--prompts 128,1024 --new-tokens 64" scripts/gpu-run.sh configs/h200-harness-tax.yaml t1
 #   MODEL=Llama-3.1-8B-Instruct scripts/gpu-run.sh configs/h200-model-size.yaml h200-8b-1
 # MODEL replaces the config's benchmark.model_path (`--model`); a model name with no checkpoint
-# under models/ is written there by the runner as a synthetic checkpoint of its shapes.
+# under models/ is written there by the runner as a synthetic checkpoint of its shapes. ENGINES
+# runs only those of the config's engines (`--engines`).
 # When results/<run-name> already holds a run (carried back from an earlier call), it is resumed
 # (`benchmark-runner --resume`): a run longer than one call spans several. The runner refuses a
 # checkout with uncommitted changes (ALLOW_DIRTY=1 passes --allow-dirty).
@@ -44,6 +45,7 @@ if [ -f .gpu/SOURCE ]; then
 fi
 dirty=(); [ -n "${ALLOW_DIRTY:-}" ] && dirty=(--allow-dirty)
 model_arg=(); [ -n "${MODEL:-}" ] && model_arg=(--model "$MODEL")
+engines_arg=(); [ -n "${ENGINES:-}" ] && engines_arg=(--engines "$ENGINES")
 status=0
 # Stop the runners well before the device call limit, so whatever was measured still gets packed.
 limit=${RUN_TIMEOUT_S:-520}
@@ -66,7 +68,7 @@ else
   if [ -d "results/$name/raw_data" ]; then
     timeout "$limit" "$runner" --resume "results/$name" "${dirty[@]}" || status=$?
   else
-    timeout "$limit" "$runner" --config "$config" --output "results/$name" "${model_arg[@]}" "${dirty[@]}" || status=$?
+    timeout "$limit" "$runner" --config "$config" --output "results/$name" "${model_arg[@]}" "${engines_arg[@]}" "${dirty[@]}" || status=$?
   fi
   dirs=("$name")
 fi
