@@ -16,6 +16,7 @@ pub mod cost;
 pub mod criteria;
 pub mod gpu_state;
 pub mod harness_tax;
+pub mod model_size;
 pub mod host_state;
 pub mod over_runs;
 pub mod plots;

@@ -17,13 +17,15 @@ pub enum Derived {
     /// `reproducibility.{json,csv,parquet}` of the runs it lists (by path from the project root),
     /// `names` as the file writes them.
     Reproducibility { dir: PathBuf, runs: Vec<PathBuf>, names: Vec<String> },
+    /// `model_size.json` + `model_size.md` of the runs it lists (by directory name, beside it).
+    ModelSize { dir: PathBuf, runs: Vec<PathBuf> },
 }
 
 impl Derived {
     /// The folder the derived files are written in.
     pub fn dir(&self) -> &Path {
         match self {
-            Derived::Run(dir) | Derived::OverRuns { dir, .. } | Derived::Reproducibility { dir, .. } => dir,
+            Derived::Run(dir) | Derived::OverRuns { dir, .. } | Derived::Reproducibility { dir, .. } | Derived::ModelSize { dir, .. } => dir,
         }
     }
 }
@@ -68,6 +70,9 @@ pub fn derived_in(results: &Path) -> anyhow::Result<Vec<Derived>> {
         } else if dir.join("over_runs.json").is_file() {
             let (_, runs) = named_runs(&dir.join("over_runs.json"), |id| results.join(id))?;
             pooled.push(Derived::OverRuns { dir, runs });
+        } else if dir.join("model_size.json").is_file() {
+            let (_, runs) = named_runs(&dir.join("model_size.json"), |id| results.join(id))?;
+            pooled.push(Derived::ModelSize { dir, runs });
         } else if dir.join("reproducibility.json").is_file() {
             let (names, runs) = named_runs(&dir.join("reproducibility.json"), |p| root.join(p))?;
             pooled.push(Derived::Reproducibility { dir, runs, names });
@@ -125,6 +130,10 @@ pub fn rederive(results: &Path) -> anyhow::Result<Vec<(Derived, usize)>> {
             Derived::Reproducibility { dir, runs, names } => {
                 crate::write_reproducibility(dir, &reproducibility_of(runs)?, names)?;
                 3
+            }
+            Derived::ModelSize { dir, runs } => {
+                crate::model_size::write(dir, &crate::model_size::of_dirs(runs)?)?;
+                2
             }
         };
         done.push((d, files));

@@ -57,6 +57,14 @@ fn every_committed_figure_is_rederived_unchanged() {
                 let json = analysis::reproducibility_json(&rederive::reproducibility_of(runs).unwrap(), names);
                 (dir.join("reproducibility.json"), serde_json::to_string_pretty(&json).unwrap() + "\n")
             }
+            Derived::ModelSize { dir, runs } => {
+                let m = analysis::model_size::of_dirs(runs).unwrap();
+                let table = dir.join("model_size.md");
+                if analysis::model_size::table(&m) != std::fs::read_to_string(&table).unwrap() {
+                    moved.push(format!("{}: differs", table.display()));
+                }
+                (dir.join("model_size.json"), serde_json::to_string_pretty(&m).unwrap() + "\n")
+            }
         };
         let committed = std::fs::read_to_string(&file).unwrap();
         if now != committed {

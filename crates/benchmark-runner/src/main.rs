@@ -101,6 +101,16 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// The same engines at several model sizes (one model per run): batch-1 decode rate, time per
+    /// token, share of copy bandwidth, host sensitivity and rank per size, and whether the ranking
+    /// changes. Prints the table; with --out, writes model_size.{json,md} there (`rederive` then
+    /// keeps them up to date).
+    ModelSize {
+        #[arg(required = true, value_name = "RUN_DIR")]
+        runs: Vec<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Write every derived file of a results folder again from raw data: each run's summary.json,
     /// tables/ and plots/, and each folder pooling runs (over runs, reproducibility). `git diff`
     /// then shows whether any committed figure moved.
@@ -249,6 +259,15 @@ fn real_main() -> anyhow::Result<()> {
             print!("{}", analysis::run_diff::table(&d));
             eprintln!("compare.json and compare.html in {}", out.display());
             anyhow::ensure!(d.regressed == 0, "{} figure(s) regressed beyond the noise threshold", d.regressed);
+            Ok(())
+        }
+        Some(Cmd::ModelSize { runs, out }) => {
+            let m = analysis::model_size::of_dirs(&runs)?;
+            print!("{}", analysis::model_size::table(&m));
+            if let Some(out) = out {
+                analysis::model_size::write(&out, &m)?;
+                eprintln!("model_size.json and model_size.md in {}", out.display());
+            }
             Ok(())
         }
         Some(Cmd::HarnessTax { run }) => {
