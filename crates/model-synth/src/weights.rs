@@ -31,7 +31,9 @@ fn bf16_bits(x: f32) -> u16 {
 ///
 /// Spreads keep a signal of unit scale through every layer (projections get 1/sqrt(fan_in), so
 /// each block adds about unit variance to the residual stream), and the tied embedding gets
-/// 3/sqrt(hidden) so logits have a standard deviation near 3: neither flat nor one-hot. The
+/// 3/sqrt(hidden) so logits have a standard deviation near 3: neither flat nor one-hot (an untied
+/// `lm_head` gets the same spread: at 1/sqrt(hidden) the logits' deviation is 1, and bf16 rounding
+/// then flips greedy choices between near-ties over 128,256 tokens within a few steps). The
 /// embedding stays small beside what the layers add, so the input token does not dominate the
 /// output and greedy decoding does not just repeat it. (U(-1, 1) has standard deviation 1/sqrt(3).)
 fn distribution(shape: &LlamaShape, name: &str, dims: &[usize]) -> (f32, f32) {
@@ -39,7 +41,7 @@ fn distribution(shape: &LlamaShape, name: &str, dims: &[usize]) -> (f32, f32) {
     if name.ends_with("norm.weight") {
         return (1.0, 0.1);
     }
-    if name == "model.embed_tokens.weight" {
+    if name == "model.embed_tokens.weight" || name == "lm_head.weight" {
         return (0.0, unit * 3.0 / (shape.hidden_size as f32).sqrt());
     }
     (0.0, unit / (dims[1] as f32).sqrt())
@@ -142,6 +144,16 @@ mod tests {
         // 1 + 2^-8 is halfway between two bf16 values: ties go to the even mantissa (1.0).
         assert_eq!(bf16_bits(1.0 + 1.0 / 256.0), 0x3F80);
         assert_eq!(bf16_bits(1.0 + 3.0 / 256.0), 0x3F82);
+    }
+
+    #[test]
+    fn an_untied_head_is_drawn_like_the_embedding_so_logits_are_not_flat() {
+        let shape = crate::Preset::Llama31_8b.shape();
+        let dims = [shape.vocab_size, shape.hidden_size];
+        let head = distribution(&shape, "lm_head.weight", &dims);
+        assert_eq!(head, distribution(&shape, "model.embed_tokens.weight", &dims));
+        // Logits over a unit-scale hidden state: standard deviation spread × sqrt(hidden / 3) = 3.
+        assert!((head.1 * (shape.hidden_size as f32 / 3.0).sqrt() - 3.0).abs() < 1e-4);
     }
 
     #[test]
