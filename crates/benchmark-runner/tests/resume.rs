@@ -20,7 +20,7 @@ fn fake_root(dir: &Path) {
     std::fs::create_dir_all(dir.join("model")).unwrap();
     std::fs::write(dir.join("model/config.json"), model_synth::Preset::Tiny.shape().config_json().to_string()).unwrap();
     std::fs::write(dir.join("model/model.safetensors"), "").unwrap();
-    let config = "benchmark: {name: r, model_path: model, device: cpu, warmup_iterations: 1, request_timeout_s: 20}
+    let config = "benchmark: {name: r, model_path: ./model, device: cpu, warmup_iterations: 1, request_timeout_s: 20}
 engines: [pytorch_baseline, pytorch_compiled]
 engine_options:
   pytorch_baseline: {token_ms: 6}
