@@ -238,8 +238,10 @@ class Engine:
         values = out.logits[0][0].float()
         if not torch.isfinite(values).all():
             raise RuntimeError("the model produced non-finite logits")
+        top2 = torch.stack([step[0] for step in out.logits]).float().topk(2, dim=-1).values
         return {"event": "logits", "id": rid, "logits": values.tolist(),
-                "tokens": out.sequences[0, len(prompt):].tolist()}
+                "tokens": out.sequences[0, len(prompt):].tolist(),
+                "top2_gaps": (top2[:, 0] - top2[:, 1]).tolist()}
 
 
 class StepTimes(StoppingCriteria):

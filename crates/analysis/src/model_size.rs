@@ -27,6 +27,8 @@ pub struct SizeRow {
     pub rank: Option<usize>,
     /// Whether the cell was measured interleaved with the others of its run.
     pub interleaved: bool,
+    /// The engine's correctness gate in that run (None: it could not run).
+    pub gate_passed: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,6 +93,7 @@ pub fn model_size(reports: &[&Report]) -> ModelSize {
                 host_sensitivity: cell.host_sensitivity,
                 rank: None,
                 interleaved: cell.interleaved,
+                gate_passed: report.summary.engines.iter().find(|e| e.name == cell.engine).and_then(|e| e.correctness.passed),
             });
         }
     }
@@ -194,17 +197,22 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 /// A Markdown table of the rows, then the rankings.
 pub fn table(m: &ModelSize) -> String {
     let mut out = String::from(
-        "| model | parameters | engine | prompt | decode tok/s (median, CI) | n | ms/token | share of copy bandwidth | slow ÷ fast host | rank | run |\n\
-         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| model | parameters | engine | gate | prompt | decode tok/s (median, CI) | n | ms/token | share of copy bandwidth | slow ÷ fast host | rank | run |\n\
+         |---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in &m.rows {
         let d = r.decode_tok_per_s.as_ref();
         let ci = d.and_then(|d| d.ci95).map_or(String::new(), |[lo, hi]| format!(" ({lo:.1}–{hi:.1})"));
         out += &format!(
-            "| {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {}{} |\n",
+            "| {} | {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {}{} |\n",
             r.model,
             r.parameters.map_or("?".into(), |p| format!("{:.2} B", p as f64 / 1e9)),
             r.engine,
+            match r.gate_passed {
+                Some(true) => "passed",
+                Some(false) => "⚠ failed",
+                None => "unchecked",
+            },
             r.prompt_tokens,
             opt(d.map(|d| d.median), 1),
             ci,

@@ -23,6 +23,18 @@ fn one_run_ranks_its_engines_by_decode_rate_per_prompt_length() {
     }
     assert!(table(&m).contains("(one size only)"), "{}", table(&m));
     assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+    // Every engine of that run passed its gate, and the table says so per row.
+    assert!(m.rows.iter().all(|r| r.gate_passed == Some(true)));
+    assert_eq!(table(&m).matches("| passed |").count(), 8);
+}
+
+#[test]
+fn an_engine_that_failed_its_gate_is_marked_in_its_rows() {
+    let mut r = analysis::analyze(&committed("h200-ref-6")).unwrap();
+    r.summary.engines.iter_mut().find(|e| e.name == "candle_cuda").unwrap().correctness.passed = Some(false);
+    let m = model_size(&[&r]);
+    assert!(m.rows.iter().filter(|r| r.engine == "candle_cuda").all(|r| r.gate_passed == Some(false)));
+    assert_eq!(table(&m).matches("| candle_cuda | ⚠ failed |").count(), 2, "{}", table(&m));
 }
 
 #[test]

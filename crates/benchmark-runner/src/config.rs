@@ -164,8 +164,8 @@ pub struct Correctness {
     /// mantissa: two correct bf16 implementations differ by about a percent of the largest logit).
     #[serde(default = "default_tol_half")]
     pub tolerance_half: f64,
-    /// Leading greedy tokens a bf16/f16 engine must share with the reference (f32 engines: all).
-    /// Later tokens may legitimately part ways where two candidates are within rounding.
+    /// Leading greedy tokens a bf16/f16 engine must share with the reference when the reference
+    /// reports no top-2 gaps; with gaps, every token before its first near-tie (`gate.rs`).
     #[serde(default = "default_greedy_half")]
     pub greedy_steps_half: usize,
 }

@@ -573,8 +573,16 @@ impl Runner<'_> {
                 for r in gate::compare(&l.spec.name, l.load.dtype, c, &got, &reference) {
                     if !r.passed {
                         eprintln!(
-                            "⚠ {} disagrees with {} on a {}-token probe: max relative logit error {:.2e} (tolerance {:.0e}), {}/{} greedy tokens equal ({} required)",
-                            r.engine, r.reference, r.prompt_tokens, r.max_rel_logit_err, r.tolerance, r.greedy_match_steps, r.steps, r.required_greedy_steps
+                            "⚠ {} disagrees with {} on a {}-token probe: max relative logit error {:.2e} (tolerance {:.0e}), {}/{} greedy tokens equal ({} required{})",
+                            r.engine,
+                            r.reference,
+                            r.prompt_tokens,
+                            r.max_rel_logit_err,
+                            r.tolerance,
+                            r.greedy_match_steps,
+                            r.steps,
+                            r.required_greedy_steps,
+                            r.first_near_tie_step.map(|s| format!(": the reference's first near-tie is at step {s}")).unwrap_or_default()
                         );
                     }
                     self.raw.append("correctness", &r)?;

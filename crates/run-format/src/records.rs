@@ -189,8 +189,16 @@ pub struct CorrectnessRecord {
     /// Leading greedy tokens equal to the reference's.
     pub greedy_match_steps: usize,
     pub steps: usize,
-    /// How many leading tokens must match: all for f32 engines, the first few for half precision.
+    /// How many leading tokens must match: all for f32 engines; for half precision those before
+    /// the reference's first near-tie (`greedy_steps_half` where the reference reports no gaps).
     pub required_greedy_steps: usize,
+    /// Half precision: a top-2 logit gap below this is a near-tie (the gate's tolerance × the
+    /// largest reference logit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub near_tie_margin: Option<f64>,
+    /// The first greedy step at which the reference's top two logits are within that margin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_near_tie_step: Option<usize>,
     pub passed: bool,
 }
 

@@ -152,6 +152,11 @@ pub struct LogitsResult {
     pub logits: Vec<f32>,
     /// `steps` greedy tokens, the first chosen from `logits`.
     pub tokens: Vec<u32>,
+    /// Per greedy step, the largest logit minus the second largest. The reference engine reports
+    /// it, so that the gate can tell a near-tie (where half precision may pick either token) from
+    /// a wrong model; other engines leave it empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top2_gaps: Vec<f32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

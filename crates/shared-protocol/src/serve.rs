@@ -268,7 +268,7 @@ fn logits<M: Model>(model: &mut M, req: &LogitsRequest) -> Result<LogitsResult, 
         check_step(&step, 1)?;
         tokens.push(step.next_tokens[0]);
     }
-    Ok(LogitsResult { id: req.id.clone(), logits, tokens })
+    Ok(LogitsResult { id: req.id.clone(), logits, tokens, top2_gaps: Vec::new() })
 }
 
 #[cfg(test)]

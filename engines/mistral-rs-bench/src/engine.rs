@@ -32,7 +32,8 @@ const DEFAULT_PA_BLOCK: usize = 32;
 const DEFAULT_MAX_NUM_SEQS: usize = 256;
 
 pub struct Engine {
-    runner: Arc<MistralRs>,
+    /// Never read, but owned: dropping it stops mistral.rs's engine thread behind `sender`.
+    _runner: Arc<MistralRs>,
     sender: mpsc::Sender<Request>,
     info: EngineInfo,
     vocab_size: usize,
@@ -283,7 +284,7 @@ impl Engine {
             settings,
         };
         let mut engine = Engine {
-            runner,
+            _runner: runner,
             sender,
             info,
             vocab_size,
@@ -370,9 +371,12 @@ impl Engine {
                         &req.id,
                         EngineError::internal(format!("logits have {} entries, vocabulary {}", logits.len(), self.vocab_size)),
                     ),
-                    Some(logits) => {
-                        Event::Logits(LogitsResult { id: req.id.clone(), logits, tokens: r.rows.swap_remove(0) })
-                    }
+                    Some(logits) => Event::Logits(LogitsResult {
+                        id: req.id.clone(),
+                        logits,
+                        tokens: r.rows.swap_remove(0),
+                        top2_gaps: Vec::new(),
+                    }),
                 },
             },
         };

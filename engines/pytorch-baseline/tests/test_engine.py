@@ -175,6 +175,10 @@ def test_logits_match_the_reference_model(engine, ready, reference):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     assert result["tokens"][0] == int(torch.argmax(got))
     assert result["tokens"] == greedy_without_cache(reference, PROMPT, 3)
+    # The gap between the two largest logits at each step; the first from the logits above.
+    assert len(result["top2_gaps"]) == 3 and all(g >= 0 for g in result["top2_gaps"])
+    top2 = expected.topk(2).values
+    assert abs(result["top2_gaps"][0] - float(top2[0] - top2[1])) < 1e-4
 
 
 def test_the_compiled_variant_uses_a_static_cache_and_decodes_the_same_tokens(model_dir, reference):
