@@ -48,12 +48,27 @@ model_arg=(); [ -n "${MODEL:-}" ] && model_arg=(--model "$MODEL")
 engines_arg=(); [ -n "${ENGINES:-}" ] && engines_arg=(--engines "$ENGINES")
 status=0
 # Stop the runners well before the device call limit, so whatever was measured still gets packed.
+# SIGTERM at the limit: the runner stops at its next request boundary and writes what it has. A
+# load or a long request does not reach one (an 8B engine's load takes minutes), so a second SIGTERM
+# 20 s later ends it at once (every raw-data line is already written whole), and SIGKILL 10 s after
+# that. Allow the device call RUN_TIMEOUT_S + 30 s, plus packing, or nothing comes back.
 limit=${RUN_TIMEOUT_S:-520}
+limited() { # <command...>: run it under that schedule; its exit status
+  "$@" &
+  local pid=$! rc=0
+  # Holding no pipe of this script's, so that a sleep left behind delays nothing.
+  (sleep "$limit"; kill -TERM "$pid" || exit; sleep 20; kill -TERM "$pid" || exit; sleep 10; kill -KILL "$pid") </dev/null >/dev/null 2>&1 &
+  local watchdog=$!
+  wait "$pid" || rc=$?
+  pkill -P "$watchdog" 2>/dev/null || true
+  kill "$watchdog" 2>/dev/null || true
+  return "$rc"
+}
 if [ -n "${GPU_SPLIT:-}" ]; then
   IFS=';' read -ra groups <<<"$GPU_SPLIT"
   pids=()
   for i in "${!groups[@]}"; do
-    timeout "$limit" "$runner" --config "$config" --output "results/$name-gpu$i" --engines "${groups[$i]}" --gpu "$i" "${model_arg[@]}" "${dirty[@]}" \
+    limited "$runner" --config "$config" --output "results/$name-gpu$i" --engines "${groups[$i]}" --gpu "$i" "${model_arg[@]}" "${dirty[@]}" \
       >"results/$name-gpu$i.log" 2>&1 &
     pids+=($!)
   done
@@ -66,9 +81,9 @@ if [ -n "${GPU_SPLIT:-}" ]; then
   for i in "${!groups[@]}"; do dirs+=("$name-gpu$i"); done
 else
   if [ -d "results/$name/raw_data" ]; then
-    timeout "$limit" "$runner" --resume "results/$name" "${dirty[@]}" || status=$?
+    limited "$runner" --resume "results/$name" "${dirty[@]}" || status=$?
   else
-    timeout "$limit" "$runner" --config "$config" --output "results/$name" "${model_arg[@]}" "${engines_arg[@]}" "${dirty[@]}" || status=$?
+    limited "$runner" --config "$config" --output "results/$name" "${model_arg[@]}" "${engines_arg[@]}" "${dirty[@]}" || status=$?
   fi
   dirs=("$name")
 fi
