@@ -165,7 +165,7 @@ pub struct Correctness {
     #[serde(default = "default_tol_half")]
     pub tolerance_half: f64,
     /// Leading greedy tokens a bf16/f16 engine must share with the reference when the reference
-    /// reports no top-2 gaps; with gaps, every token before its first near-tie (`gate.rs`).
+    /// reports no top-2 gaps; with gaps, every token, up to a near-tie of the reference's (`gate.rs`).
     #[serde(default = "default_greedy_half")]
     pub greedy_steps_half: usize,
 }

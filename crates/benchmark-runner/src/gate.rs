@@ -38,22 +38,23 @@ pub fn logit_error(got: &[f32], want: &[f32]) -> (f64, f64) {
     (max_abs, max_abs / scale)
 }
 
-/// How many leading greedy tokens a half-precision engine must share with the reference, and the
-/// first near-tie that bounds it. A near-tie is a step where the reference's top two logits are
-/// closer than the logit error the gate itself accepts (`tolerance_half` × the largest reference
-/// logit): there a correct bf16 engine may pick either token, and after it the two runs continue
-/// from different text. Every step before the first near-tie must match — all of them where there is
-/// none — so a peaked model (a real checkpoint) is held to more tokens than the old fixed count, and
-/// a flat one (random weights, where ties are common) is not failed for rounding. A reference that
-/// reports no gaps falls back to `greedy_steps_half`.
-pub fn required_half_steps(c: &Correctness, reference: &LogitsResult) -> (usize, Option<f64>, Option<usize>) {
-    if reference.top2_gaps.is_empty() {
-        return (c.greedy_steps_half.min(c.steps), None, None);
+/// The near-tie margin for a half-precision engine: a top-2 logit gap below the error the gate
+/// itself accepts (`tolerance_half` × the largest reference logit) is within rounding, and there a
+/// correct bf16 engine may pick either token. None when the reference reports no gaps.
+pub fn near_tie_margin(c: &Correctness, reference: &LogitsResult) -> Option<f64> {
+    (!reference.top2_gaps.is_empty()).then(|| c.tolerance_half * reference.logits.iter().map(|v| (*v as f64).abs()).fold(0.0, f64::max))
+}
+
+/// Whether a half-precision engine's greedy tokens agree with the reference's: all of them, or up to
+/// a step at which the reference itself was at a near-tie (after it the two runs continue from
+/// different text, so nothing later is compared). A token that differs where the reference's
+/// choice was clear fails the engine, however late. A reference that reports no gaps: the first
+/// `greedy_steps_half` tokens, as before gaps were reported.
+fn half_tokens_agree(c: &Correctness, matched: usize, reference: &LogitsResult, margin: Option<f64>) -> bool {
+    match margin {
+        None => matched >= c.greedy_steps_half.min(c.steps),
+        Some(m) => matched >= c.steps || reference.top2_gaps.get(matched).is_some_and(|&g| (g as f64) < m),
     }
-    let scale = reference.logits.iter().map(|v| (*v as f64).abs()).fold(0.0, f64::max);
-    let margin = c.tolerance_half * scale;
-    let tie = reference.top2_gaps.iter().take(c.steps).position(|&g| (g as f64) < margin);
-    (tie.unwrap_or(c.steps).min(c.steps), Some(margin), tie)
 }
 
 pub fn compare(engine: &str, dtype: Dtype, c: &Correctness, got: &[LogitsResult], reference: &[LogitsResult]) -> Vec<CorrectnessRecord> {
@@ -61,10 +62,15 @@ pub fn compare(engine: &str, dtype: Dtype, c: &Correctness, got: &[LogitsResult]
         .zip(reference)
         .zip(&c.prompt_lengths)
         .map(|((g, r), &len)| {
-            let (tolerance, (required, near_tie_margin, first_near_tie_step)) =
-                if dtype == Dtype::F32 { (c.tolerance_f32, (c.steps, None, None)) } else { (c.tolerance_half, required_half_steps(c, r)) };
             let (max_abs, max_rel) = logit_error(&g.logits, &r.logits);
             let greedy_match_steps = g.tokens.iter().zip(&r.tokens).take_while(|(a, b)| a == b).count();
+            let (tolerance, margin, tokens_agree) = if dtype == Dtype::F32 {
+                (c.tolerance_f32, None, greedy_match_steps >= c.steps)
+            } else {
+                let margin = near_tie_margin(c, r);
+                (c.tolerance_half, margin, half_tokens_agree(c, greedy_match_steps, r, margin))
+            };
+            let required_greedy_steps = if dtype != Dtype::F32 && margin.is_none() { c.greedy_steps_half.min(c.steps) } else { c.steps };
             CorrectnessRecord {
                 schema: SCHEMA,
                 engine: engine.into(),
@@ -75,10 +81,10 @@ pub fn compare(engine: &str, dtype: Dtype, c: &Correctness, got: &[LogitsResult]
                 tolerance,
                 greedy_match_steps,
                 steps: c.steps,
-                required_greedy_steps: required,
-                near_tie_margin,
-                first_near_tie_step,
-                passed: max_rel <= tolerance && greedy_match_steps >= required && g.tokens.len() == c.steps,
+                required_greedy_steps,
+                near_tie_margin: margin,
+                divergence_gap: r.top2_gaps.get(greedy_match_steps).filter(|_| greedy_match_steps < c.steps).map(|&g| g as f64),
+                passed: max_rel <= tolerance && tokens_agree && g.tokens.len() == c.steps,
             }
         })
         .collect()
@@ -93,24 +99,24 @@ mod tests {
     }
 
     #[test]
-    fn half_precision_must_match_every_token_before_the_references_first_near_tie() {
+    fn half_precision_may_part_from_the_reference_only_where_the_reference_was_at_a_near_tie() {
         let c = Correctness { prompt_lengths: vec![3], steps: 4, tolerance_half: 5e-2, greedy_steps_half: 2, ..Default::default() };
         // Largest reference logit 20: a gap under 1.0 is within the error the gate accepts.
-        let tied_at_2 = LogitsResult { top2_gaps: vec![3.0, 1.5, 0.4, 2.0], ..result(vec![20.0, 0.0], vec![0, 1, 2, 3]) };
-        assert_eq!(required_half_steps(&c, &tied_at_2), (2, Some(1.0), Some(2)));
-        let parts_at_tie = compare("e", Dtype::Bf16, &c, &[result(vec![20.0, 0.0], vec![0, 1, 9, 9])], &[tied_at_2.clone()]);
-        assert!(parts_at_tie[0].passed && parts_at_tie[0].first_near_tie_step == Some(2));
-        let parts_before = compare("e", Dtype::Bf16, &c, &[result(vec![20.0, 0.0], vec![0, 9, 9, 9])], &[tied_at_2]);
-        assert!(!parts_before[0].passed, "a token parted before any near-tie is a different model");
-        // No near-tie: every token, more than greedy_steps_half.
-        let peaked = LogitsResult { top2_gaps: vec![3.0; 4], ..result(vec![20.0, 0.0], vec![0, 1, 2, 3]) };
-        assert_eq!(required_half_steps(&c, &peaked), (4, Some(1.0), None));
-        let late = compare("e", Dtype::Bf16, &c, &[result(vec![20.0, 0.0], vec![0, 1, 2, 7])], &[peaked]);
-        assert!(!late[0].passed && late[0].required_greedy_steps == 4);
+        let reference = LogitsResult { top2_gaps: vec![0.4, 3.0, 0.5, 2.0], ..result(vec![20.0, 0.0], vec![0, 1, 2, 3]) };
+        assert_eq!(near_tie_margin(&c, &reference), Some(1.0));
+        let run = |tokens: Vec<u32>| compare("e", Dtype::Bf16, &c, &[result(vec![20.0, 0.0], tokens)], &[reference.clone()]).remove(0);
+        // Every token equal, though the reference had near-ties at steps 0 and 2.
+        let all = run(vec![0, 1, 2, 3]);
+        assert!(all.passed && all.divergence_gap.is_none() && all.required_greedy_steps == 4);
+        // Parted at step 2, a near-tie (gap 0.5): passes, nothing later compared.
+        let at_tie = run(vec![0, 1, 9, 9]);
+        assert!(at_tie.passed && at_tie.greedy_match_steps == 2 && at_tie.divergence_gap == Some(0.5));
+        // Parted at step 1 or 3, where the reference's choice was clear: a different model.
+        assert!(!run(vec![0, 9, 9, 9]).passed);
+        assert!(!run(vec![0, 1, 2, 9]).passed, "late, but at a clear step");
         // f32 engines: every token, whatever the gaps.
-        let f32_tied = LogitsResult { top2_gaps: vec![0.0; 4], ..result(vec![20.0, 0.0], vec![0, 1, 2, 3]) };
-        let f32 = compare("e", Dtype::F32, &c, &[result(vec![20.0, 0.0], vec![0, 1, 2, 7])], &[f32_tied]);
-        assert!(!f32[0].passed && f32[0].required_greedy_steps == 4 && f32[0].near_tie_margin.is_none());
+        let f32 = compare("e", Dtype::F32, &c, &[result(vec![20.0, 0.0], vec![0, 1, 9, 9])], &[reference.clone()]);
+        assert!(!f32[0].passed && f32[0].near_tie_margin.is_none());
     }
 
     #[test]

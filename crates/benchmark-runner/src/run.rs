@@ -582,7 +582,10 @@ impl Runner<'_> {
                             r.greedy_match_steps,
                             r.steps,
                             r.required_greedy_steps,
-                            r.first_near_tie_step.map(|s| format!(": the reference's first near-tie is at step {s}")).unwrap_or_default()
+                            r.divergence_gap
+                                .zip(r.near_tie_margin)
+                                .map(|(g, m)| format!(", parted where the reference's top-2 gap was {g:.3} (near-tie below {m:.3})"))
+                                .unwrap_or_default()
                         );
                     }
                     self.raw.append("correctness", &r)?;
