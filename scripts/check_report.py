@@ -66,11 +66,16 @@ PROBE = r"""<script>
     var el = document.querySelector('[data-chart="' + target[0] + '"]');
     var before = marks(el).text;
     charts[target[0]].dispatchAction({type: 'legendToggleSelect', name: target[1]});
-    setTimeout(function () {
+    // Redrawing can lag on a loaded machine: look every 100 ms, for up to 5 s.
+    var tries = 0;
+    var look = setInterval(function () {
+      var changed = marks(el).text !== before;
+      if (!changed && ++tries < 50) return;
+      clearInterval(look);
       var sel = (charts[target[0]].getOption().legend || [{}])[0].selected || {};
-      r.toggled = {chart: target[0], series: target[1], changed: marks(el).text !== before, deselected: sel[target[1]] === false};
+      r.toggled = {chart: target[0], series: target[1], changed: changed, deselected: sel[target[1]] === false};
       r.done = true;
-    }, 300);
+    }, 100);
   }, 200); });
 })();
 </script>"""
