@@ -21,6 +21,7 @@ a broken link, a missing anchor, a broken image and an empty SVG and checks they
 and that a clean site passes.
 """
 import argparse
+import functools
 import concurrent.futures
 import html
 import json
@@ -63,12 +64,14 @@ DIRECTIVE_RE = re.compile(r"^\s*\{\{#notebook \S+\}\}\s*$", re.M)
 SKIP_PAGES = {"404.html"}  # uses an absolute <base href> meant for a web server
 
 
+@functools.cache
 def chromium():
+    """The first browser on the PATH that starts (scripts/chromium.sh installs one where none does)."""
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
-        if path:
+        if path and subprocess.run([path, "--version"], capture_output=True, timeout=60).returncode == 0:
             return path
-    sys.exit("check_book: Chromium not found (Debian: apt-get install -y chromium)")
+    sys.exit("check_book: no Chromium that starts (scripts/chromium.sh installs Debian's `chromium`)")
 
 
 def chrome_args(extra):

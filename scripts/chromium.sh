@@ -4,9 +4,13 @@
 # pages are checked with (`fonts-dejavu-core`), installed as root or through sudo when it needs no
 # password; otherwise it says what to install and fails.
 set -euo pipefail
-if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then
-  exit 0
-fi
+# A browser on the PATH counts only if it starts: Ubuntu's `chromium-browser` can be a stub that
+# asks for snap. The names, in order, are scripts/check_book.py's (`chromium()`).
+for name in chromium chromium-browser google-chrome; do
+  if command -v "$name" >/dev/null && "$name" --version >/dev/null 2>&1; then
+    exit 0
+  fi
+done
 as_root=()
 [[ $(id -u) == 0 ]] || as_root=(sudo -n)
 if command -v apt-get >/dev/null && { [[ ${#as_root[@]} == 0 ]] || sudo -n true 2>/dev/null; }; then
