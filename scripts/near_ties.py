@@ -11,7 +11,7 @@ weights give flat distributions, where the two best tokens are often within bf16
 import argparse
 
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
 
 TOLERANCE_HALF = 5e-2
 
@@ -33,7 +33,7 @@ def main():
     ap.add_argument("--steps", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    vocab = AutoModelForCausalLM.from_pretrained(a.checkpoint, dtype=torch.bfloat16).config.vocab_size
+    vocab = AutoConfig.from_pretrained(a.checkpoint).vocab_size
     prompt = torch.randint(0, vocab, (1, a.prompt_tokens), generator=torch.Generator().manual_seed(a.seed))
     tokens32, _, _ = greedy(a.checkpoint, torch.float32, prompt, a.steps)
     tokens16, gaps, scale = greedy(a.checkpoint, torch.bfloat16, prompt, a.steps)

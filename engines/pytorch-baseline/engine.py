@@ -235,10 +235,11 @@ class Engine:
         steps = positive_int(cmd, "steps")
         clock = StepTimes(self.device, time.perf_counter_ns(), None)
         out = self.run_generate(prompt, steps, 1, clock, output_logits=True, return_dict_in_generate=True)
-        values = out.logits[0][0].float()
+        steps_logits = torch.stack([step[0] for step in out.logits]).float()
+        values = steps_logits[0]
         if not torch.isfinite(values).all():
             raise RuntimeError("the model produced non-finite logits")
-        top2 = torch.stack([step[0] for step in out.logits]).float().topk(2, dim=-1).values
+        top2 = steps_logits.topk(2, dim=-1).values
         return {"event": "logits", "id": rid, "logits": values.tolist(),
                 "tokens": out.sequences[0, len(prompt):].tolist(),
                 "top2_gaps": (top2[:, 0] - top2[:, 1]).tolist()}
